@@ -1,0 +1,42 @@
+//! Derive macros for tabledb. Use them through the `tabledb` crate, which re-exports them:
+//! `#[derive(tabledb::Table)]` and `#[derive(tabledb::FieldType)]`.
+//!
+//! Each macro runs the same pipeline: attributes ([`attr`]) → a model of the struct ([`ast`])
+//! → checks that collect every mistake with its span ([`check`]) → generated code
+//! ([`expand`]).
+
+mod ast;
+mod attr;
+mod case;
+mod check;
+mod ctxt;
+mod expand;
+
+use proc_macro::TokenStream;
+use syn::{DeriveInput, parse_macro_input};
+
+/// Derives `tabledb::Table` for a `#[repr(C)]` struct whose fields are field types.
+///
+/// Optional attribute: `#[table(name = "...")]` (default: the struct name in snake_case) and
+/// `#[table(crate = "path")]` when `tabledb` is not a direct dependency.
+#[proc_macro_derive(Table, attributes(table))]
+pub fn derive_table(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input, ast::Kind::Table).unwrap_or_else(to_compile_errors).into()
+}
+
+/// Derives `tabledb::types::FieldType` for a `#[repr(C)]` struct, making it usable as a
+/// composite field type of tables (for example a `Vec3 { x: f32, y: f32, z: f32 }`).
+///
+/// Optional attribute: `#[field_type(name = "...")]` (default: the struct name in snake_case)
+/// and `#[field_type(crate = "path")]`.
+#[proc_macro_derive(FieldType, attributes(field_type))]
+pub fn derive_field_type(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input, ast::Kind::FieldType).unwrap_or_else(to_compile_errors).into()
+}
+
+fn to_compile_errors(errors: Vec<syn::Error>) -> proc_macro2::TokenStream {
+    let compile_errors = errors.iter().map(syn::Error::to_compile_error);
+    quote::quote!(#(#compile_errors)*)
+}

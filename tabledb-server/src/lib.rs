@@ -1,0 +1,1 @@
+//! The tabledb REST server.

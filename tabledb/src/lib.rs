@@ -1,0 +1,38 @@
+//! tabledb: an in-memory database of fixed-size records for programs that run on a fixed tick.
+//!
+//! Declare a table with `#[derive(Table)]` on a `#[repr(C)]` struct; its layout is checked at
+//! compile time and its records are read without copying.
+//!
+//! ```
+//! use tabledb::Table;
+//!
+//! #[derive(Table, Clone, Copy, Debug)]
+//! #[repr(C)]
+//! struct Player {
+//!     x: f32,
+//!     y: f32,
+//!     hp: u32,
+//!     level: u32,
+//! }
+//!
+//! assert_eq!(Player::RECORD_SIZE, 16);
+//! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(target_endian = "big")]
+compile_error!("tabledb stores records in little-endian byte order and supports little-endian targets only");
+
+pub mod schema;
+mod table;
+pub mod types;
+
+pub use table::{FieldDesc, FieldHandle, Table, ViewError};
+pub use tabledb_derive::{FieldType, Table};
+pub use types::FixedStr;
+
+/// Items used by generated code; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use core;
+}

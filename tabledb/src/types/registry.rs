@@ -1,0 +1,458 @@
+//! The type registry: every type a database knows, by id and by name.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::Serializer;
+use super::desc::{DescKind, TypeDesc};
+use super::layout::{
+    DEFAULT_STRING_CAPACITY, MAX_ALIGN, MAX_ARRAY_LEN, MAX_RECORD_SIZE, MAX_STRING_CAPACITY, Member,
+    Primitive, TypeId, TypeKind, TypeLayout, align_offset,
+};
+use crate::schema::{NameError, validate_name};
+
+/// Why a type could not be registered or resolved.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TypeError {
+    #[error("unknown type `{0}`")]
+    UnknownType(String),
+    #[error("type `{0}` already exists")]
+    DuplicateType(String),
+    #[error("type `{0}` is built in and cannot be redefined")]
+    Builtin(String),
+    #[error("type `{name}`: size {size} is not a multiple of its alignment {align}")]
+    SizeNotMultipleOfAlign { name: String, size: usize, align: usize },
+    #[error("type `{0}` has zero size")]
+    ZeroSize(String),
+    #[error("type `{name}`: alignment {align} must be a power of two between 1 and {MAX_ALIGN}")]
+    BadAlign { name: String, align: usize },
+    #[error("type `{name}`: alignment {align} is smaller than member `{member}` needs ({member_align})")]
+    AlignTooSmall { name: String, align: usize, member: String, member_align: usize },
+    #[error("type `{name}` is {size} bytes; the limit is {MAX_RECORD_SIZE}")]
+    TooLarge { name: String, size: usize },
+    #[error("type `{0}` has no members")]
+    NoMembers(String),
+    #[error("type `{name}` has two members named `{member}`")]
+    DuplicateMember { name: String, member: String },
+    #[error("type `{name}`: member `{member}` at offset {offset} is not aligned to {align}")]
+    MisalignedMember { name: String, member: String, offset: usize, align: usize },
+    #[error("type `{name}`: member `{member}` overlaps the member before it")]
+    OverlappingMember { name: String, member: String },
+    #[error("type `{name}`: member `{member}` ends at {end}, past the size {size}")]
+    MemberOutOfBounds { name: String, member: String, end: usize, size: usize },
+    #[error("type `{name}`: member `{member}` has type `{ty}`, which is not plain old data")]
+    NotPod { name: String, member: String, ty: String },
+    #[error("type name `{name}` has the same id as `{other}`; choose another name")]
+    IdCollision { name: String, other: String },
+    #[error("string capacity {0} must be between 1 and {MAX_STRING_CAPACITY}")]
+    BadStringCapacity(usize),
+    #[error("`max_len` applies only to strings, not to `{0}`")]
+    MaxLenOnNonString(String),
+    #[error("array length {0} must be between 1 and {MAX_ARRAY_LEN}")]
+    BadArrayLen(usize),
+    #[error("type name `{name}`: {source}")]
+    InvalidName {
+        name: String,
+        #[source]
+        source: NameError,
+    },
+}
+
+/// A member of a composite type described at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberDef {
+    pub name: String,
+    /// A type name: `u32`, `vec3`, `string`, `string(32)`, `f32[3]`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// For `string`: the capacity in bytes (256 when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<usize>,
+    /// The member's offset; computed with [`align_offset`] when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
+}
+
+impl MemberDef {
+    /// A member of the named type at the next aligned offset.
+    pub fn new(name: impl Into<String>, ty: impl Into<String>) -> Self {
+        MemberDef { name: name.into(), ty: ty.into(), max_len: None, offset: None }
+    }
+}
+
+/// A composite type described at run time, e.g. `vec3 = { x: f32, y: f32, z: f32 }`.
+///
+/// Size, alignment and offsets are computed (C layout, declaration order) unless given; given
+/// ones are validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeDef {
+    pub name: String,
+    #[serde(alias = "fields")]
+    pub members: Vec<MemberDef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub align: Option<usize>,
+}
+
+impl TypeDef {
+    /// A composite type with computed layout.
+    pub fn new(name: impl Into<String>, members: impl IntoIterator<Item = MemberDef>) -> Self {
+        TypeDef { name: name.into(), members: members.into_iter().collect(), size: None, align: None }
+    }
+}
+
+/// Every type a database knows: the built-ins, fixed-capacity strings and arrays (created on
+/// first use), and registered composite types.
+#[derive(Debug, Clone)]
+pub struct TypeRegistry {
+    by_id: HashMap<TypeId, Arc<TypeLayout>>,
+    by_name: BTreeMap<String, TypeId>,
+    /// Composite types in registration order, which is a valid order to re-register them.
+    composites: Vec<TypeId>,
+}
+
+impl Default for TypeRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn bad_name(name: &str, source: NameError) -> TypeError {
+    TypeError::InvalidName { name: name.to_owned(), source }
+}
+
+impl TypeRegistry {
+    /// A registry holding the built-in types.
+    pub fn new() -> Self {
+        let mut reg = TypeRegistry { by_id: HashMap::new(), by_name: BTreeMap::new(), composites: Vec::new() };
+        for p in Primitive::ALL {
+            reg.insert(Arc::new(TypeLayout::primitive(p)));
+        }
+        reg
+    }
+
+    fn insert(&mut self, layout: Arc<TypeLayout>) {
+        self.by_name.insert(layout.name.clone(), layout.id);
+        self.by_id.insert(layout.id, layout);
+    }
+
+    /// The type with this id.
+    pub fn get(&self, id: TypeId) -> Option<&Arc<TypeLayout>> {
+        self.by_id.get(&id)
+    }
+
+    /// The type with this canonical name, if it is already registered. Use
+    /// [`resolve`](Self::resolve) to create strings and arrays on first use.
+    pub fn get_by_name(&self, name: &str) -> Option<&Arc<TypeLayout>> {
+        self.by_name.get(name).and_then(|id| self.by_id.get(id))
+    }
+
+    /// Every registered type, ordered by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<TypeLayout>> {
+        self.by_name.values().filter_map(|id| self.by_id.get(id))
+    }
+
+    /// The composite types in an order in which they can be registered again (each after the
+    /// types its members use).
+    pub fn composites(&self) -> impl Iterator<Item = &Arc<TypeLayout>> {
+        self.composites.iter().filter_map(|id| self.by_id.get(id))
+    }
+
+    /// The type named `name`: a built-in, a registered composite, `string` (capacity 256),
+    /// `string(N)`, or `T[N]`. Strings and arrays are registered on first use.
+    pub fn resolve(&mut self, name: &str) -> Result<Arc<TypeLayout>, TypeError> {
+        if let Some(layout) = self.get_by_name(name) {
+            return Ok(layout.clone());
+        }
+        if name == "string" {
+            return self.string(DEFAULT_STRING_CAPACITY);
+        }
+        if let Some(cap) = name.strip_prefix("string(").and_then(|r| r.strip_suffix(')')) {
+            let cap = parse_count(cap).ok_or_else(|| TypeError::UnknownType(name.to_owned()))?;
+            return self.string(cap);
+        }
+        if let Some(head) = name.strip_suffix(']')
+            && let Some(open) = head.rfind('[')
+        {
+            let len = parse_count(&head[open + 1..]).ok_or_else(|| TypeError::UnknownType(name.to_owned()))?;
+            let elem = self.resolve(&head[..open])?;
+            return self.array(elem, len);
+        }
+        Err(TypeError::UnknownType(name.to_owned()))
+    }
+
+    /// Resolves a type given as a name and an optional string capacity, as field and member
+    /// definitions carry them: `("string", Some(32))` is `string(32)`.
+    pub fn resolve_spec(&mut self, ty: &str, max_len: Option<usize>) -> Result<Arc<TypeLayout>, TypeError> {
+        match max_len {
+            None => self.resolve(ty),
+            Some(cap) if ty == "string" => self.string(cap),
+            Some(_) => Err(TypeError::MaxLenOnNonString(ty.to_owned())),
+        }
+    }
+
+    /// The fixed-capacity string type of `capacity` bytes.
+    pub fn string(&mut self, capacity: usize) -> Result<Arc<TypeLayout>, TypeError> {
+        if capacity == 0 || capacity > MAX_STRING_CAPACITY {
+            return Err(TypeError::BadStringCapacity(capacity));
+        }
+        let name = format!("string({capacity})");
+        if let Some(layout) = self.get_by_name(&name) {
+            return Ok(layout.clone());
+        }
+        let layout = Arc::new(TypeLayout {
+            id: TypeId::of_name(&name),
+            name,
+            size: capacity + 2,
+            align: 1,
+            pod: true,
+            kind: TypeKind::Str { capacity },
+            serializer: Serializer::DEFAULT,
+        });
+        self.check_id(&layout)?;
+        self.insert(layout.clone());
+        Ok(layout)
+    }
+
+    /// The array type of `len` elements of `elem`.
+    pub fn array(&mut self, elem: Arc<TypeLayout>, len: usize) -> Result<Arc<TypeLayout>, TypeError> {
+        if len == 0 || len > MAX_ARRAY_LEN {
+            return Err(TypeError::BadArrayLen(len));
+        }
+        let name = format!("{}[{len}]", elem.name);
+        if let Some(layout) = self.get_by_name(&name) {
+            return Ok(layout.clone());
+        }
+        let size = elem.size.checked_mul(len).filter(|s| *s <= MAX_RECORD_SIZE);
+        let Some(size) = size else {
+            return Err(TypeError::TooLarge { name, size: elem.size.saturating_mul(len) });
+        };
+        let layout = Arc::new(TypeLayout {
+            id: TypeId::of_name(&name),
+            name,
+            size,
+            align: elem.align,
+            pod: elem.pod,
+            kind: TypeKind::Array { elem, len },
+            serializer: Serializer::DEFAULT,
+        });
+        self.check_id(&layout)?;
+        self.insert(layout.clone());
+        Ok(layout)
+    }
+
+    fn check_id(&self, layout: &TypeLayout) -> Result<(), TypeError> {
+        match self.by_id.get(&layout.id) {
+            Some(other) if other.name != layout.name => {
+                Err(TypeError::IdCollision { name: layout.name.clone(), other: other.name.clone() })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Registers a composite type described at run time, with the default serializer.
+    ///
+    /// Refused, with nothing registered: an invalid or taken name, no members, duplicate or
+    /// invalid member names, unknown member types, misaligned or overlapping members, zero
+    /// size, a size that is not a multiple of the alignment, or a size over the record limit.
+    ///
+    /// ```
+    /// use tabledb::types::{MemberDef, TypeDef, TypeRegistry};
+    /// let mut reg = TypeRegistry::new();
+    /// let vec3 = reg
+    ///     .register_type(TypeDef::new("vec3", ["x", "y", "z"].map(|m| MemberDef::new(m, "f32"))))
+    ///     .unwrap();
+    /// assert_eq!((vec3.size, vec3.align), (12, 4));
+    /// ```
+    pub fn register_type(&mut self, def: TypeDef) -> Result<Arc<TypeLayout>, TypeError> {
+        self.register_type_with(def, Serializer::DEFAULT)
+    }
+
+    /// Registers a composite type with its own JSON serializer.
+    pub fn register_type_with(&mut self, def: TypeDef, serializer: Serializer) -> Result<Arc<TypeLayout>, TypeError> {
+        validate_name(&def.name).map_err(|e| bad_name(&def.name, e))?;
+        if Primitive::from_name(&def.name).is_some() || def.name == "string" {
+            return Err(TypeError::Builtin(def.name));
+        }
+        if self.by_name.contains_key(&def.name) {
+            return Err(TypeError::DuplicateType(def.name));
+        }
+        // Resolve into a scratch copy so that strings and arrays first used by a refused
+        // definition are not left behind.
+        let mut scratch = self.clone();
+        let mut members = Vec::with_capacity(def.members.len());
+        for m in &def.members {
+            validate_name(&m.name).map_err(|e| bad_name(&m.name, e))?;
+            let layout = scratch.resolve_spec(&m.ty, m.max_len)?;
+            members.push((m.name.clone(), m.offset, layout));
+        }
+        let layout = build_composite(&def.name, members, def.size, def.align, serializer)?;
+        scratch.check_id(&layout)?;
+        let layout = Arc::new(layout);
+        scratch.composites.push(layout.id);
+        scratch.insert(layout.clone());
+        *self = scratch;
+        Ok(layout)
+    }
+
+    /// Registers a type known at compile time (and, recursively, the types it uses).
+    /// Registering the same composite twice returns the first registration; a different
+    /// composite under a taken name is refused.
+    pub fn register_desc(&mut self, desc: &TypeDesc) -> Result<Arc<TypeLayout>, TypeError> {
+        match desc.kind {
+            DescKind::Primitive(p) => Ok(self.by_id[&p.type_id()].clone()),
+            DescKind::Str { capacity } => self.string(capacity),
+            DescKind::Array { elem, len } => {
+                let elem = self.register_desc(elem)?;
+                self.array(elem, len)
+            }
+            DescKind::Composite { name, members } => {
+                validate_name(name).map_err(|e| bad_name(name, e))?;
+                if Primitive::from_name(name).is_some() || name == "string" {
+                    return Err(TypeError::Builtin(name.to_owned()));
+                }
+                let mut scratch = self.clone();
+                let mut resolved = Vec::with_capacity(members.len());
+                for m in members {
+                    validate_name(m.name).map_err(|e| bad_name(m.name, e))?;
+                    resolved.push((m.name.to_owned(), Some(m.offset), scratch.register_desc(m.ty)?));
+                }
+                let layout =
+                    build_composite(name, resolved, Some(desc.size), Some(desc.align), Serializer::DEFAULT)?;
+                if let Some(existing) = self.get_by_name(name) {
+                    return if **existing == layout {
+                        Ok(existing.clone())
+                    } else {
+                        Err(TypeError::DuplicateType(name.to_owned()))
+                    };
+                }
+                scratch.check_id(&layout)?;
+                let layout = Arc::new(layout);
+                scratch.composites.push(layout.id);
+                scratch.insert(layout.clone());
+                *self = scratch;
+                Ok(layout)
+            }
+        }
+    }
+
+    /// Replaces the serializer of a registered composite type.
+    pub fn set_serializer(&mut self, name: &str, serializer: Serializer) -> Result<(), TypeError> {
+        let id = *self.by_name.get(name).ok_or_else(|| TypeError::UnknownType(name.to_owned()))?;
+        let layout = self.by_id.get_mut(&id).expect("by_name and by_id agree");
+        if !matches!(layout.kind, TypeKind::Composite { .. }) {
+            return Err(TypeError::Builtin(name.to_owned()));
+        }
+        Arc::make_mut(layout).serializer = serializer;
+        Ok(())
+    }
+
+    /// The run-time description of a registered composite type, as `schema.json` stores it.
+    pub fn type_def(&self, name: &str) -> Option<TypeDef> {
+        let layout = self.get_by_name(name)?;
+        let TypeKind::Composite { members } = &layout.kind else { return None };
+        Some(TypeDef {
+            name: layout.name.clone(),
+            members: members
+                .iter()
+                .map(|m| MemberDef {
+                    name: m.name.clone(),
+                    ty: m.layout.name.clone(),
+                    max_len: None,
+                    offset: Some(m.offset),
+                })
+                .collect(),
+            size: Some(layout.size),
+            align: Some(layout.align),
+        })
+    }
+}
+
+/// Parses a decimal count without sign or leading zeros, as canonical names spell them.
+fn parse_count(s: &str) -> Option<usize> {
+    if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Lays out a composite type: computed offsets where none are given, then every check.
+fn build_composite(
+    name: &str,
+    members: Vec<(String, Option<usize>, Arc<TypeLayout>)>,
+    size: Option<usize>,
+    align: Option<usize>,
+    serializer: Serializer,
+) -> Result<TypeLayout, TypeError> {
+    if members.is_empty() {
+        return Err(TypeError::NoMembers(name.to_owned()));
+    }
+    let mut laid = Vec::with_capacity(members.len());
+    let mut end = 0usize;
+    let mut max_align = 1usize;
+    for (member, offset, layout) in members {
+        if laid.iter().any(|m: &Member| m.name == member) {
+            return Err(TypeError::DuplicateMember { name: name.to_owned(), member });
+        }
+        if !layout.pod {
+            return Err(TypeError::NotPod { name: name.to_owned(), member, ty: layout.name.clone() });
+        }
+        let offset = offset.unwrap_or_else(|| align_offset(end, layout.align));
+        if offset % layout.align != 0 {
+            return Err(TypeError::MisalignedMember { name: name.to_owned(), member, offset, align: layout.align });
+        }
+        if offset < end {
+            return Err(TypeError::OverlappingMember { name: name.to_owned(), member });
+        }
+        end = offset.saturating_add(layout.size);
+        if end > MAX_RECORD_SIZE {
+            return Err(TypeError::TooLarge { name: name.to_owned(), size: end });
+        }
+        max_align = max_align.max(layout.align);
+        laid.push(Member { name: member, offset, layout });
+    }
+    let align = align.unwrap_or(max_align);
+    if !align.is_power_of_two() || align > MAX_ALIGN {
+        return Err(TypeError::BadAlign { name: name.to_owned(), align });
+    }
+    if let Some(m) = laid.iter().find(|m| m.layout.align > align) {
+        return Err(TypeError::AlignTooSmall {
+            name: name.to_owned(),
+            align,
+            member: m.name.clone(),
+            member_align: m.layout.align,
+        });
+    }
+    let size = size.unwrap_or_else(|| align_offset(end, align));
+    if size == 0 {
+        return Err(TypeError::ZeroSize(name.to_owned()));
+    }
+    if size > MAX_RECORD_SIZE {
+        return Err(TypeError::TooLarge { name: name.to_owned(), size });
+    }
+    if size % align != 0 {
+        return Err(TypeError::SizeNotMultipleOfAlign { name: name.to_owned(), size, align });
+    }
+    if let Some(m) = laid.iter().find(|m| m.offset + m.layout.size > size) {
+        return Err(TypeError::MemberOutOfBounds {
+            name: name.to_owned(),
+            member: m.name.clone(),
+            end: m.offset + m.layout.size,
+            size,
+        });
+    }
+    Ok(TypeLayout {
+        id: TypeId::of_name(name),
+        name: name.to_owned(),
+        size,
+        align,
+        pod: true,
+        kind: TypeKind::Composite { members: laid },
+        serializer,
+    })
+}
