@@ -23,12 +23,27 @@
 #[cfg(target_endian = "big")]
 compile_error!("tabledb stores records in little-endian byte order and supports little-endian targets only");
 
+mod config;
+mod db;
+mod error;
+mod ids;
+mod relations;
 pub mod schema;
+mod stats;
+pub mod storage;
 mod table;
+pub mod txn;
 pub mod types;
 
+pub use config::Config;
+pub use db::Database;
+pub use error::{Error, ErrorKind, Result};
+pub use ids::{CommitSeq, RecordId, TableId};
+pub use stats::StatsSnapshot;
+pub use storage::{RawTableView, Snapshot, TableKey, TableRef, TableView};
 pub use table::{FieldDesc, FieldHandle, Table, ViewError};
 pub use tabledb_derive::{FieldType, Table};
+pub use txn::{CommitInfo, Transaction};
 pub use types::FixedStr;
 
 /// Items used by generated code; not part of the public API.

@@ -37,7 +37,8 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
     }
-    if let Some((pos, ch)) = name.chars().enumerate().find(|(_, c)| !matches!(c, 'a'..='z' | '0'..='9' | '_')) {
+    if let Some((pos, ch)) = name.chars().enumerate().find(|(_, c)| !matches!(c, 'a'..='z' | '0'..='9' | '_'))
+    {
         return Err(NameError::InvalidChar { ch, pos });
     }
     if name.len() > NAME_LEN_MAX {

@@ -43,7 +43,8 @@ impl Relation {
             name: self.name.clone(),
             source,
         })?;
-        let from = table(&self.from_table).ok_or_else(|| err(format!("unknown table `{}`", self.from_table)))?;
+        let from =
+            table(&self.from_table).ok_or_else(|| err(format!("unknown table `{}`", self.from_table)))?;
         let to = table(&self.to_table).ok_or_else(|| err(format!("unknown table `{}`", self.to_table)))?;
         let from_field = from
             .field(&self.from_field)
@@ -81,6 +82,7 @@ impl Relation {
 
     /// True when the relation involves this field of this table on either side.
     pub fn touches_field(&self, table: &str, field: &str) -> bool {
-        (self.from_table == table && self.from_field == field) || (self.to_table == table && self.to_field == field)
+        (self.from_table == table && self.from_field == field)
+            || (self.to_table == table && self.to_field == field)
     }
 }

@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 
 use super::name::{NameError, validate_field_name, validate_name};
 use crate::types::{
-    FieldType, MAX_ALIGN, MAX_RECORD_SIZE, TypeError, TypeId, TypeLayout, TypeRegistry, ValueError, align_offset,
-    check_zero,
+    FieldType, MAX_ALIGN, MAX_RECORD_SIZE, TypeError, TypeId, TypeLayout, TypeRegistry, ValueError,
+    align_offset, check_zero,
 };
 
 /// Why a schema, or a record against a schema, was refused.
@@ -151,7 +151,11 @@ impl TableSchema {
 
     /// A schema from field definitions, resolving their types in `types` (strings and arrays
     /// are registered on first use).
-    pub fn from_defs(name: &str, defs: &[FieldDef], types: &mut TypeRegistry) -> Result<TableSchema, SchemaError> {
+    pub fn from_defs(
+        name: &str,
+        defs: &[FieldDef],
+        types: &mut TypeRegistry,
+    ) -> Result<TableSchema, SchemaError> {
         let mut fields = Vec::with_capacity(defs.len());
         for d in defs {
             let layout = types
@@ -218,10 +222,9 @@ impl TableSchema {
 
     /// Removes a field and recomputes the layout. A table keeps at least one field.
     pub fn remove_field(&mut self, name: &str) -> Result<Field, SchemaError> {
-        let index = self.field_index(name).ok_or_else(|| SchemaError::UnknownField {
-            table: self.name.clone(),
-            field: name.to_owned(),
-        })?;
+        let index = self
+            .field_index(name)
+            .ok_or_else(|| SchemaError::UnknownField { table: self.name.clone(), field: name.to_owned() })?;
         if self.fields.len() == 1 {
             return Err(SchemaError::NoFields(self.name.clone()));
         }
@@ -286,7 +289,10 @@ impl TableSchema {
 
     /// Checks the bytes of one field value.
     pub fn validate_field(&self, field: &Field, bytes: &[u8]) -> Result<(), SchemaError> {
-        field.layout.validate(bytes).map_err(|source| SchemaError::InvalidValue { field: field.name.clone(), source })
+        field
+            .layout
+            .validate(bytes)
+            .map_err(|source| SchemaError::InvalidValue { field: field.name.clone(), source })
     }
 
     /// The record as a JSON object of its fields (without `id`).
@@ -305,7 +311,11 @@ impl TableSchema {
     /// Builds record bytes from a JSON object. With `base`, fields missing from the object keep
     /// their value in `base` (a partial update); without, every field is required. Keys that
     /// are not fields are refused, naming the key.
-    pub fn record_from_json(&self, obj: &Map<String, Value>, base: Option<&[u8]>) -> Result<Vec<u8>, SchemaError> {
+    pub fn record_from_json(
+        &self,
+        obj: &Map<String, Value>,
+        base: Option<&[u8]>,
+    ) -> Result<Vec<u8>, SchemaError> {
         if let Some(unknown) = obj.keys().find(|k| self.field(k).is_none()) {
             return Err(SchemaError::UnknownField { table: self.name.clone(), field: unknown.clone() });
         }
@@ -347,8 +357,9 @@ impl TableSchema {
     pub fn of<T: crate::Table>(types: &mut TypeRegistry) -> Result<TableSchema, SchemaError> {
         let mut fields = Vec::with_capacity(T::FIELDS.len());
         for f in T::FIELDS {
-            let layout =
-                types.register_desc(f.ty).map_err(|source| SchemaError::FieldType { field: f.name.into(), source })?;
+            let layout = types
+                .register_desc(f.ty)
+                .map_err(|source| SchemaError::FieldType { field: f.name.into(), source })?;
             fields.push((f.name.to_owned(), layout));
         }
         let schema = TableSchema::new(T::NAME, fields)?;

@@ -115,7 +115,9 @@ fn primitive_to_json(p: Primitive, b: &[u8]) -> Result<Value, ValueError> {
         Primitive::U32 => Value::from(u32::from_le_bytes(arr(b))),
         Primitive::U64 => Value::from(u64::from_le_bytes(arr(b))),
         // JSON has no NaN or infinity; they are shown as null.
-        Primitive::F32 => Number::from_f64(f32::from_le_bytes(arr(b)) as f64).map_or(Value::Null, Value::Number),
+        Primitive::F32 => {
+            Number::from_f64(f32::from_le_bytes(arr(b)) as f64).map_or(Value::Null, Value::Number)
+        }
         Primitive::F64 => Number::from_f64(f64::from_le_bytes(arr(b))).map_or(Value::Null, Value::Number),
         Primitive::Bool => match b[0] {
             0 => Value::Bool(false),
@@ -127,13 +129,23 @@ fn primitive_to_json(p: Primitive, b: &[u8]) -> Result<Value, ValueError> {
 
 fn int_from_json(p: Primitive, v: &Value) -> Result<i128, ValueError> {
     let Value::Number(n) = v else {
-        return Err(ValueError::WrongJsonType { expected: format!("{} (an integer)", p.name()), got: json_kind(v) });
+        return Err(ValueError::WrongJsonType {
+            expected: format!("{} (an integer)", p.name()),
+            got: json_kind(v),
+        });
     };
     let wide: i128 = if let Some(i) = n.as_i64() {
         i128::from(i)
     } else if let Some(u) = n.as_u64() {
         i128::from(u)
     } else {
+        // serde_json keeps an integer beyond the i64 and u64 ranges as its nearest f64, so a
+        // whole number of magnitude 2^63 or more is out of every integer range, not a fraction.
+        const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        if f.is_finite() && f.fract() == 0.0 && f.abs() >= TWO_POW_63 {
+            return Err(ValueError::OutOfRange { ty: p.name(), value: n.to_string() });
+        }
         return Err(ValueError::NotAnInteger { value: n.to_string() });
     };
     let (min, max): (i128, i128) = match p {
@@ -171,7 +183,8 @@ fn primitive_from_json(p: Primitive, v: &Value, out: &mut [u8]) -> Result<(), Va
             let Value::Number(n) = v else {
                 return Err(ValueError::WrongJsonType { expected: p.name().into(), got: json_kind(v) });
             };
-            let f = n.as_f64().ok_or_else(|| ValueError::OutOfRange { ty: p.name(), value: n.to_string() })?;
+            let f =
+                n.as_f64().ok_or_else(|| ValueError::OutOfRange { ty: p.name(), value: n.to_string() })?;
             if p == Primitive::F32 {
                 let narrow = f as f32;
                 if f.is_finite() && !narrow.is_finite() {
@@ -265,7 +278,10 @@ fn default_from_json(layout: &TypeLayout, v: &Value, out: &mut [u8]) -> Result<(
         }
         TypeKind::Array { elem, len } => {
             let Value::Array(items) = v else {
-                return Err(ValueError::WrongJsonType { expected: format!("an array of {len}"), got: json_kind(v) });
+                return Err(ValueError::WrongJsonType {
+                    expected: format!("an array of {len}"),
+                    got: json_kind(v),
+                });
             };
             if items.len() != *len {
                 return Err(ValueError::ArrayLength { expected: *len, got: items.len() });
@@ -277,7 +293,10 @@ fn default_from_json(layout: &TypeLayout, v: &Value, out: &mut [u8]) -> Result<(
         }
         TypeKind::Composite { members } => {
             let Value::Object(map) = v else {
-                return Err(ValueError::WrongJsonType { expected: format!("an object ({})", layout.name), got: json_kind(v) });
+                return Err(ValueError::WrongJsonType {
+                    expected: format!("an object ({})", layout.name),
+                    got: json_kind(v),
+                });
             };
             if let Some(unknown) = map.keys().find(|k| !members.iter().any(|m| &m.name == *k)) {
                 return Err(ValueError::UnknownMember(unknown.clone()));
@@ -342,7 +361,9 @@ impl Shape for TypeDesc {
         }
     }
     fn member(&self, i: usize) -> (&str, usize, &Self) {
-        let DescKind::Composite { members, .. } = self.kind else { unreachable!("member of a non-composite") };
+        let DescKind::Composite { members, .. } = self.kind else {
+            unreachable!("member of a non-composite")
+        };
         let m = &members[i];
         (m.name, m.offset, m.ty)
     }

@@ -208,11 +208,18 @@ pub enum TypeKind {
     Primitive(Primitive),
     /// A fixed-capacity UTF-8 string: a little-endian `u16` length, then `capacity` bytes, of
     /// which the first `length` are UTF-8 and the rest zero.
-    Str { capacity: usize },
+    Str {
+        capacity: usize,
+    },
     /// `len` elements of `elem`, packed at multiples of the element size.
-    Array { elem: Arc<TypeLayout>, len: usize },
+    Array {
+        elem: Arc<TypeLayout>,
+        len: usize,
+    },
     /// Named members at fixed offsets.
-    Composite { members: Vec<Member> },
+    Composite {
+        members: Vec<Member>,
+    },
 }
 
 /// Everything tabledb knows about a type: how big it is, how it must be aligned, and how its
@@ -300,11 +307,7 @@ impl TypeLayout {
 
     /// Writes the JSON `value` as bytes of this type into `out` (exactly `size` bytes).
     /// On error `out` may hold part of the value; callers write into scratch space.
-    pub fn from_json(
-        &self,
-        value: &serde_json::Value,
-        out: &mut [u8],
-    ) -> Result<(), super::ValueError> {
+    pub fn from_json(&self, value: &serde_json::Value, out: &mut [u8]) -> Result<(), super::ValueError> {
         (self.serializer.from_json)(self, value, out)
     }
 

@@ -12,12 +12,12 @@ mod fixed_str;
 mod layout;
 mod registry;
 
-pub use codec::{Serializer, ValueError};
 pub(crate) use codec::check_zero;
+pub use codec::{Serializer, ValueError};
 pub use desc::{DescKind, FieldType, MemberDesc, TypeDesc};
 pub use fixed_str::FixedStr;
 pub use layout::{
-    DEFAULT_STRING_CAPACITY, MAX_ALIGN, MAX_ARRAY_LEN, MAX_RECORD_SIZE, MAX_STRING_CAPACITY, Member, Primitive,
-    TypeId, TypeKind, TypeLayout, align_offset,
+    DEFAULT_STRING_CAPACITY, MAX_ALIGN, MAX_ARRAY_LEN, MAX_RECORD_SIZE, MAX_STRING_CAPACITY, Member,
+    Primitive, TypeId, TypeKind, TypeLayout, align_offset,
 };
 pub use registry::{MemberDef, TypeDef, TypeError, TypeRegistry};

@@ -129,7 +129,8 @@ fn bad_name(name: &str, source: NameError) -> TypeError {
 impl TypeRegistry {
     /// A registry holding the built-in types.
     pub fn new() -> Self {
-        let mut reg = TypeRegistry { by_id: HashMap::new(), by_name: BTreeMap::new(), composites: Vec::new() };
+        let mut reg =
+            TypeRegistry { by_id: HashMap::new(), by_name: BTreeMap::new(), composites: Vec::new() };
         for p in Primitive::ALL {
             reg.insert(Arc::new(TypeLayout::primitive(p)));
         }
@@ -179,7 +180,8 @@ impl TypeRegistry {
         if let Some(head) = name.strip_suffix(']')
             && let Some(open) = head.rfind('[')
         {
-            let len = parse_count(&head[open + 1..]).ok_or_else(|| TypeError::UnknownType(name.to_owned()))?;
+            let len =
+                parse_count(&head[open + 1..]).ok_or_else(|| TypeError::UnknownType(name.to_owned()))?;
             let elem = self.resolve(&head[..open])?;
             return self.array(elem, len);
         }
@@ -274,7 +276,11 @@ impl TypeRegistry {
     }
 
     /// Registers a composite type with its own JSON serializer.
-    pub fn register_type_with(&mut self, def: TypeDef, serializer: Serializer) -> Result<Arc<TypeLayout>, TypeError> {
+    pub fn register_type_with(
+        &mut self,
+        def: TypeDef,
+        serializer: Serializer,
+    ) -> Result<Arc<TypeLayout>, TypeError> {
         validate_name(&def.name).map_err(|e| bad_name(&def.name, e))?;
         if Primitive::from_name(&def.name).is_some() || def.name == "string" {
             return Err(TypeError::Builtin(def.name));
@@ -404,7 +410,12 @@ fn build_composite(
         }
         let offset = offset.unwrap_or_else(|| align_offset(end, layout.align));
         if offset % layout.align != 0 {
-            return Err(TypeError::MisalignedMember { name: name.to_owned(), member, offset, align: layout.align });
+            return Err(TypeError::MisalignedMember {
+                name: name.to_owned(),
+                member,
+                offset,
+                align: layout.align,
+            });
         }
         if offset < end {
             return Err(TypeError::OverlappingMember { name: name.to_owned(), member });
