@@ -1,5 +1,7 @@
 //! A model of the input struct: its fields, and what their types are known to be.
 
+use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::{Expr, ExprLit, GenericArgument, Lit, PathArguments, Type};
 
 /// Which derive is running.
@@ -93,10 +95,8 @@ pub fn classify(ty: &Type) -> TyClass {
             let Some(last) = p.path.segments.last() else { return TyClass::Other };
             let name = last.ident.to_string();
             let bare = p.path.segments.len() == 1 && last.arguments.is_none();
-            if bare {
-                if let Some(class) = scalar(&name) {
-                    return class;
-                }
+            if bare && let Some(class) = scalar(&name) {
+                return class;
             }
             match name.as_str() {
                 "FixedStr" => {
@@ -104,6 +104,11 @@ pub fn classify(ty: &Type) -> TyClass {
                         && let Some(GenericArgument::Const(e)) = args.args.first()
                         && let Some(cap) = literal_usize(e)
                     {
+                        if cap == 0 {
+                            return TyClass::Forbidden(
+                                "a string of capacity 0 holds nothing; the capacity is at least 1 byte".to_owned(),
+                            );
+                        }
                         return TyClass::Str(cap);
                     }
                     if let PathArguments::AngleBracketed(args) = &last.arguments
@@ -146,13 +151,16 @@ pub fn classify(ty: &Type) -> TyClass {
                 None => TyClass::Other,
             }
         }
-        Type::Reference(_) => TyClass::Forbidden(
-            "references point outside the record; records hold plain data only".to_owned(),
-        ),
+        Type::Reference(_) => {
+            TyClass::Forbidden("references point outside the record; records hold plain data only".to_owned())
+        }
         Type::Ptr(_) => TyClass::Forbidden(
-            "raw pointers are addresses that mean nothing once stored; records hold plain data only".to_owned(),
+            "raw pointers are addresses that mean nothing once stored; records hold plain data only"
+                .to_owned(),
         ),
-        Type::Slice(_) => TyClass::Forbidden("slices are variable-sized; use a fixed-size array `[T; N]`".to_owned()),
+        Type::Slice(_) => {
+            TyClass::Forbidden("slices are variable-sized; use a fixed-size array `[T; N]`".to_owned())
+        }
         Type::Tuple(t) if t.elems.is_empty() => TyClass::Forbidden("`()` has no bytes to store".to_owned()),
         Type::Tuple(_) => TyClass::Forbidden(
             "tuples have an unspecified layout; use a #[derive(FieldType)] #[repr(C)] struct".to_owned(),
@@ -192,4 +200,71 @@ fn scalar(name: &str) -> Option<TyClass> {
         }
         _ => return None,
     })
+}
+
+/// A type as a user wrote it, for messages: `*const u64`, `&'static str`, `[u8; 4]`, `Vec<u32>`.
+///
+/// `TokenStream::to_string` puts a space between every two tokens (`Vec < u32 >`), and removing
+/// every space glues words together (`*constu64`), so spaces are placed by token kind instead.
+pub fn display_type(ty: &Type) -> String {
+    let mut out = String::new();
+    write_tokens(&mut out, ty.to_token_stream());
+    out
+}
+
+fn write_tokens(out: &mut String, tokens: TokenStream) {
+    // What the previous token was, which decides whether the next one needs a space before it.
+    #[derive(PartialEq)]
+    enum Prev {
+        Start,
+        Word,
+        Tick,
+        Lifetime,
+        Punct,
+    }
+    let mut prev = Prev::Start;
+    for tt in tokens {
+        match tt {
+            TokenTree::Ident(ident) => {
+                if matches!(prev, Prev::Word | Prev::Lifetime) {
+                    out.push(' ');
+                }
+                out.push_str(&ident.to_string());
+                prev = if prev == Prev::Tick { Prev::Lifetime } else { Prev::Word };
+            }
+            TokenTree::Literal(lit) => {
+                if matches!(prev, Prev::Word | Prev::Lifetime) {
+                    out.push(' ');
+                }
+                out.push_str(&lit.to_string());
+                prev = Prev::Word;
+            }
+            TokenTree::Punct(p) => {
+                let c = p.as_char();
+                match c {
+                    '+' | '=' => out.push_str(&format!(" {c} ")),
+                    ',' | ';' => out.push_str(&format!("{c} ")),
+                    '-' if p.spacing() == Spacing::Joint => out.push_str(" -"),
+                    '>' if out.ends_with('-') => out.push_str("> "),
+                    _ => out.push(c),
+                }
+                prev = if c == '\'' { Prev::Tick } else { Prev::Punct };
+            }
+            TokenTree::Group(g) => {
+                if prev == Prev::Lifetime {
+                    out.push(' ');
+                }
+                let (open, close) = match g.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::Brace => ("{ ", " }"),
+                    Delimiter::None => ("", ""),
+                };
+                out.push_str(open);
+                write_tokens(out, g.stream());
+                out.push_str(close);
+                prev = Prev::Word;
+            }
+        }
+    }
 }

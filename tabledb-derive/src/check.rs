@@ -4,14 +4,14 @@
 use syn::ext::IdentExt;
 use syn::{Data, DeriveInput, Fields, GenericParam};
 
-use crate::ast::{FieldModel, Kind, TyClass, classify};
+use crate::ast::{FieldModel, Kind, TyClass, classify, display_type};
 use crate::attr::{self, Attrs};
 use crate::case::{snake_case, upper_case};
 use crate::ctxt::Ctxt;
 
 /// The largest record, mirroring `tabledb::types::MAX_RECORD_SIZE` (the generated const
 /// assertion checks against the real one).
-const MAX_RECORD_SIZE: usize = 64 * 1024;
+pub const MAX_RECORD_SIZE: usize = 64 * 1024;
 
 /// A struct that passed every check.
 pub struct Checked<'a> {
@@ -22,6 +22,11 @@ pub struct Checked<'a> {
     pub fields: Vec<FieldModel<'a>>,
 }
 
+/// Names a composite type may not take: the built-in types' (`tabledb::types::Primitive` and
+/// `string`), which the type registry refuses.
+const BUILTIN_TYPE_NAMES: &[&str] =
+    &["i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f32", "f64", "bool", "string"];
+
 /// The name rule of tabledb (`tabledb::schema::validate_name`): 1 to 63 characters from
 /// a-z, 0-9 and _, not starting with a digit.
 fn name_problem(name: &str) -> Option<String> {
@@ -29,7 +34,8 @@ fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some(format!("the name is empty; {RULE}"));
     }
-    if let Some((pos, ch)) = name.chars().enumerate().find(|(_, c)| !matches!(c, 'a'..='z' | '0'..='9' | '_')) {
+    if let Some((pos, ch)) = name.chars().enumerate().find(|(_, c)| !matches!(c, 'a'..='z' | '0'..='9' | '_'))
+    {
         return Some(format!("the name has {ch:?} at position {pos}; {RULE}"));
     }
     if name.len() > 63 {
@@ -100,7 +106,18 @@ pub fn check(input: &DeriveInput, kind: Kind) -> Result<Checked<'_>, Vec<syn::Er
     let name = attrs.name.as_ref().map_or_else(|| snake_case(&ident.unraw().to_string()), syn::LitStr::value);
     if let Some(problem) = name_problem(&name) {
         let what = if kind == Kind::Table { "table" } else { "type" };
-        cx.syn_error(syn::Error::new(attr::name_span(&attrs, ident), format!("invalid {what} name `{name}`: {problem}")));
+        cx.syn_error(syn::Error::new(
+            attr::name_span(&attrs, ident),
+            format!("invalid {what} name `{name}`: {problem}"),
+        ));
+    }
+    if kind == Kind::FieldType && BUILTIN_TYPE_NAMES.contains(&name.as_str()) {
+        cx.syn_error(syn::Error::new(
+            attr::name_span(&attrs, ident),
+            format!(
+                "type name `{name}` is the name of a built-in type; name the type with #[field_type(name = \"...\")]"
+            ),
+        ));
     }
 
     let mut fields = Vec::new();
@@ -124,10 +141,12 @@ pub fn check(input: &DeriveInput, kind: Kind) -> Result<Checked<'_>, Vec<syn::Er
             let class = classify(&f.ty);
             if let Some(why) = class.forbidden() {
                 let ty = &f.ty;
-                let shown = quote::quote!(#ty).to_string().replace(' ', "");
+                let shown = display_type(ty);
                 cx.error_spanned_by(
                     ty,
-                    format!("field `{fname}` has type `{shown}`, which is not a fixed-size field type: {why}"),
+                    format!(
+                        "field `{fname}` has type `{shown}`, which is not a fixed-size field type: {why}"
+                    ),
                 );
             }
             fields.push(FieldModel { ident: fident, name: fname, ty: &f.ty, class });
@@ -201,6 +220,9 @@ fn check_layout(cx: &mut Ctxt, ident: &syn::Ident, fields: &[FieldModel<'_>]) {
         );
     }
     if size > MAX_RECORD_SIZE {
-        cx.error_spanned_by(ident, format!("`{ident}` is {size} bytes; a record is at most {MAX_RECORD_SIZE} bytes"));
+        cx.error_spanned_by(
+            ident,
+            format!("`{ident}` is {size} bytes; a record is at most {MAX_RECORD_SIZE} bytes"),
+        );
     }
 }

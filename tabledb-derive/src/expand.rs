@@ -1,8 +1,8 @@
 //! Code generation. Everything emitted names absolute paths (`::core::...`, the tabledb crate
 //! path) so that it compiles in any scope, including under `#![no_implicit_prelude]`.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Ident, LitStr};
 
@@ -71,8 +71,10 @@ fn layout(c: &Checked<'_>, krate: &syn::Path, offset_name: impl Fn(usize) -> Ide
             ::core::assert!(#this == #prev_end, #padding_msg);
             ::core::assert!(#this == ::core::mem::offset_of!(#ident, #field_ident), #offset_msg);
         });
+        // Written as the same projection the impl uses, so that a type that is not a field
+        // type gets one error, on the field's type, rather than one per use.
         bounds.extend(quote_spanned! {ty.span()=>
-            __tabledb_field_type::<#ty>();
+            let _ = <#ty as #krate::types::FieldType>::TYPE_ID;
         });
     }
     let sizes = c.fields.iter().map(|f| {
@@ -80,28 +82,52 @@ fn layout(c: &Checked<'_>, krate: &syn::Path, offset_name: impl Fn(usize) -> Ide
         quote!(::core::mem::size_of::<#ty>())
     });
     let trailing_msg = LitStr::new(
-        &format!("`{ident}` has padding: the sum of its field sizes differs from its size"),
+        &format!(
+            "`{ident}` has padding after its last field (its size is larger than the sum of its field sizes); records may not contain padding: add an explicit field or reorder the fields"
+        ),
         Span::call_site(),
     );
     let size_msg = LitStr::new(
-        &format!("`{ident}` exceeds the record size limit (tabledb::types::MAX_RECORD_SIZE)"),
+        &format!(
+            "`{ident}` is larger than a record may be: the limit is {} bytes (tabledb::types::MAX_RECORD_SIZE)",
+            check::MAX_RECORD_SIZE
+        ),
         Span::call_site(),
     );
     let align_msg = LitStr::new(&format!("`{ident}` needs an alignment over 64"), Span::call_site());
     asserts.extend(quote_spanned! {ident.span()=>
         ::core::assert!(0 #(+ #sizes)* == ::core::mem::size_of::<#ident>(), #trailing_msg);
-        ::core::assert!(::core::mem::size_of::<#ident>() % ::core::mem::align_of::<#ident>() == 0);
+        ::core::assert!(::core::primitive::usize::is_multiple_of(
+            ::core::mem::size_of::<#ident>(),
+            ::core::mem::align_of::<#ident>(),
+        ));
         ::core::assert!(::core::mem::size_of::<#ident>() <= #krate::types::MAX_RECORD_SIZE, #size_msg);
         ::core::assert!(::core::mem::align_of::<#ident>() <= #krate::types::MAX_ALIGN, #align_msg);
     });
     let bounds = quote! {
         #[allow(dead_code)]
         fn __tabledb_field_bounds() {
-            fn __tabledb_field_type<T: #krate::types::FieldType>() {}
             #bounds
         }
     };
     Layout { offset_consts: names, offset_defs, bounds, asserts }
+}
+
+/// `tokens` with every span, in nested groups too, set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let TokenTree::Group(g) = &tt {
+                let mut group = Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tt = TokenTree::Group(group);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
 }
 
 fn needs_validation(c: &Checked<'_>, krate: &syn::Path) -> TokenStream {
@@ -119,9 +145,12 @@ fn expand_table(c: &Checked<'_>) -> TokenStream {
         let handle = format_ident!("{}", upper_case(&f.name));
         let ty = f.ty;
         let doc = format!("Typed handle of field `{}`.", f.name);
-        quote! {
+        // Spanned on the field type, crate path included (a path's span starts at its first
+        // token): when the type is not a field type, the error points at it.
+        let handle_krate = respan(krate.to_token_stream(), ty.span());
+        quote_spanned! {ty.span()=>
             #[doc = #doc]
-            pub const #handle: #krate::FieldHandle<#ident, #ty> = #krate::FieldHandle::new(#i);
+            pub const #handle: #handle_krate::FieldHandle<#ident, #ty> = #handle_krate::FieldHandle::new(#i);
         }
     });
     let offset_docs = c.fields.iter().map(|f| format!("Byte offset of field `{}` in the record.", f.name));
@@ -143,6 +172,8 @@ fn expand_table(c: &Checked<'_>) -> TokenStream {
         #[allow(non_upper_case_globals, clippy::identity_op, clippy::erasing_op)]
         const _: () = {
             #[automatically_derived]
+            // A table need not use every constant generated for it.
+            #[allow(dead_code)]
             impl #ident {
                 #(
                     #[doc = #offset_docs]

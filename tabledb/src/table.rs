@@ -116,7 +116,7 @@ pub unsafe trait Table: Copy + Send + Sync + 'static {
     fn ptr(bytes: &[u8]) -> Result<*const Self, ViewError> {
         Self::validate(bytes)?;
         let addr = bytes.as_ptr() as usize;
-        if addr % Self::ALIGN != 0 {
+        if !addr.is_multiple_of(Self::ALIGN) {
             return Err(ViewError::Misaligned { addr, align: Self::ALIGN });
         }
         Ok(bytes.as_ptr().cast::<Self>())

@@ -261,8 +261,7 @@ impl TableSchema {
         packed == self.record_size && self.fields.iter().all(|f| !f.layout.needs_validation())
     }
 
-    /// Checks that `bytes` are a valid record: the right size, every field valid, padding zero.
-    pub fn validate_record(&self, bytes: &[u8]) -> Result<(), SchemaError> {
+    fn check_record_size(&self, bytes: &[u8]) -> Result<(), SchemaError> {
         if bytes.len() != self.record_size {
             return Err(SchemaError::RecordSize {
                 table: self.name.clone(),
@@ -270,6 +269,12 @@ impl TableSchema {
                 got: bytes.len(),
             });
         }
+        Ok(())
+    }
+
+    /// Checks that `bytes` are a valid record: the right size, every field valid, padding zero.
+    pub fn validate_record(&self, bytes: &[u8]) -> Result<(), SchemaError> {
+        self.check_record_size(bytes)?;
         let mut cursor = 0;
         for f in &self.fields {
             check_zero(&bytes[cursor..f.offset], cursor)
@@ -297,6 +302,7 @@ impl TableSchema {
 
     /// The record as a JSON object of its fields (without `id`).
     pub fn record_to_json(&self, bytes: &[u8]) -> Result<Map<String, Value>, SchemaError> {
+        self.check_record_size(bytes)?;
         let mut map = Map::with_capacity(self.fields.len() + 1);
         for f in &self.fields {
             let v = f
@@ -320,7 +326,10 @@ impl TableSchema {
             return Err(SchemaError::UnknownField { table: self.name.clone(), field: unknown.clone() });
         }
         let mut out = match base {
-            Some(b) => b.to_vec(),
+            Some(b) => {
+                self.check_record_size(b)?;
+                b.to_vec()
+            }
             None => vec![0u8; self.record_size],
         };
         for f in &self.fields {

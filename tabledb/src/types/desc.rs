@@ -4,7 +4,7 @@
 //! constants `#[derive(Table)]` and `#[derive(FieldType)]` emit, and a
 //! [`TypeRegistry`](super::TypeRegistry) turns it into a layout at run time.
 
-use super::layout::{ConstHasher, Primitive, TypeId};
+use super::layout::{ConstHasher, MAX_ARRAY_LEN, Primitive, TypeId};
 
 /// The shape of a type known at compile time.
 #[derive(Debug, Clone, Copy)]
@@ -115,10 +115,15 @@ primitive_field_type! {
 // SAFETY: an array has no padding between elements, its size is `N * size_of::<T>()`, its
 // alignment that of `T`; it is valid when each element is, which array validation checks.
 unsafe impl<T: FieldType, const N: usize> FieldType for [T; N] {
-    const DESC: TypeDesc = TypeDesc {
-        kind: DescKind::Array { elem: &T::DESC, len: N },
-        size: T::DESC.size * N,
-        align: T::DESC.align,
+    const DESC: TypeDesc = {
+        // The run-time registry accepts the same lengths, so a derived table that compiles
+        // also registers.
+        assert!(N >= 1 && N <= MAX_ARRAY_LEN, "an array field type needs between 1 and 65536 elements");
+        TypeDesc {
+            kind: DescKind::Array { elem: &T::DESC, len: N },
+            size: T::DESC.size * N,
+            align: T::DESC.align,
+        }
     };
     const NEEDS_VALIDATION: bool = T::NEEDS_VALIDATION;
 }

@@ -27,7 +27,10 @@ pub struct FixedStr<const N: usize> {
 }
 
 impl<const N: usize> FixedStr<N> {
-    const CAPACITY_OK: () = assert!(N <= MAX_STRING_CAPACITY, "FixedStr capacity exceeds 65534 bytes");
+    // The run-time registry accepts the same capacities (`string(N)` for 1 <= N <= 65534), so
+    // a derived table that compiles also registers.
+    const CAPACITY_OK: () =
+        assert!(N >= 1 && N <= MAX_STRING_CAPACITY, "FixedStr capacity must be between 1 and 65534 bytes");
 
     /// The capacity in bytes.
     pub const CAPACITY: usize = N;

@@ -302,12 +302,22 @@ impl TypeLayout {
 
     /// Converts a value of this type from its bytes to JSON.
     pub fn to_json(&self, bytes: &[u8]) -> Result<serde_json::Value, super::ValueError> {
+        // Checked here so that a custom serializer is only ever given exactly one value.
+        self.check_size(bytes.len())?;
         (self.serializer.to_json)(self, bytes)
+    }
+
+    fn check_size(&self, len: usize) -> Result<(), super::ValueError> {
+        if len != self.size {
+            return Err(super::ValueError::SizeMismatch { expected: self.size, got: len });
+        }
+        Ok(())
     }
 
     /// Writes the JSON `value` as bytes of this type into `out` (exactly `size` bytes).
     /// On error `out` may hold part of the value; callers write into scratch space.
     pub fn from_json(&self, value: &serde_json::Value, out: &mut [u8]) -> Result<(), super::ValueError> {
+        self.check_size(out.len())?;
         (self.serializer.from_json)(self, value, out)
     }
 

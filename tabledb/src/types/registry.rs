@@ -446,7 +446,7 @@ fn build_composite(
     if size > MAX_RECORD_SIZE {
         return Err(TypeError::TooLarge { name: name.to_owned(), size });
     }
-    if size % align != 0 {
+    if !size.is_multiple_of(align) {
         return Err(TypeError::SizeNotMultipleOfAlign { name: name.to_owned(), size, align });
     }
     if let Some(m) = laid.iter().find(|m| m.offset + m.layout.size > size) {

@@ -1,0 +1,7 @@
+use tabledb::Table;
+
+#[derive(Table, Clone, Copy)]
+#[repr(C)]
+struct Player {}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use tabledb::Table;
+
+#[derive(Table, Clone, Copy)]
+#[repr(C)]
+enum Player {
+    Alive { hp: u32 },
+    Dead,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use tabledb::FieldType;
+
+#[derive(FieldType, Clone, Copy)]
+#[repr(C)]
+enum Team {
+    Red,
+    Blue,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use tabledb::FieldType;
+
+#[derive(FieldType, Clone, Copy)]
+#[repr(C)]
+struct Hit {
+    critical: bool,
+    damage: f32,
+}
+
+fn main() {}

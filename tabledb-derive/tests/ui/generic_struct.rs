@@ -1,0 +1,9 @@
+use tabledb::Table;
+
+#[derive(Table, Clone, Copy)]
+#[repr(C)]
+struct Player<T> {
+    hp: T,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use tabledb::Table;
+
+#[derive(Table, Clone, Copy)]
+#[repr(C, packed)]
+struct Player {
+    hp: u32,
+    level: u32,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use tabledb::Table;
+
+#[derive(Table, Clone, Copy)]
+#[repr(C)]
+struct Player {
+    id: u64,
+    hp: u64,
+}
+
+fn main() {}
