@@ -11,16 +11,18 @@ use crate::error::{Error, Result};
 use crate::ids::{CommitSeq, RecordId, TableId};
 use crate::schema::{FieldDef, Relation, RelationId, SchemaError, TableSchema, validate_name};
 use crate::stats::{Stats, StatsSnapshot};
+use crate::storage::reclaim::{Reclaimer, Writer};
 use crate::storage::snapshot::{Catalog, Snapshot, TableKey, TableRef};
 use crate::storage::table_data::TableData;
 use crate::table::{FieldHandle, Table};
 use crate::txn::commit::table_bytes;
-use crate::txn::{TableWrite, Transaction};
+use crate::txn::{TableStage, Transaction};
 use crate::types::{FieldType, TypeDef, TypeLayout};
 
 /// State shared by a database handle and its transactions.
 pub(crate) struct Shared {
     pub(crate) current: ArcSwap<Snapshot>,
+    pub(crate) reclaimer: Arc<Reclaimer>,
     commit_lock: Mutex<()>,
     pub(crate) config: Config,
     pub(crate) stats: Stats,
@@ -42,15 +44,30 @@ impl Shared {
         }
     }
 
-    /// Publishes a committed snapshot. Called with the commit lock held.
+    /// Publishes a committed snapshot, handing what its commit replaced to the reclaimer.
+    /// Called with the commit lock held.
     pub(crate) fn publish(
         &self,
         _lock: &MutexGuard<'_, ()>,
-        next: Snapshot,
-        _writes: &[TableWrite],
+        (next, writer): (Snapshot, Writer),
+        _stages: &[TableStage],
     ) -> Result<()> {
+        self.reclaimer.publish(next.seq.0, writer.garbage);
         self.current.store(Arc::new(next));
         Ok(())
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The current trees were never replaced, so nothing retired them; they become garbage
+        // now, freed when the last snapshot that can reach them is dropped.
+        let current = self.current.load();
+        let mut w = Writer::new(current.seq.0 + 1);
+        for t in current.tables.iter() {
+            t.retire_tree(&mut w);
+        }
+        self.reclaimer.retire(current.seq.0 + 1, w.garbage);
     }
 }
 
@@ -106,9 +123,11 @@ impl Database {
 
     /// An empty in-memory database with these limits.
     pub fn with_config(config: Config) -> Database {
+        let reclaimer = Arc::new(Reclaimer::default());
         Database {
             shared: Arc::new(Shared {
-                current: ArcSwap::from_pointee(Snapshot::empty()),
+                current: ArcSwap::from_pointee(Snapshot::empty(reclaimer.clone())),
+                reclaimer,
                 commit_lock: Mutex::new(()),
                 config,
                 stats: Stats::default(),
@@ -156,25 +175,29 @@ impl Database {
 
     // ---- DDL ----
 
-    /// Runs a schema change under the commit lock and publishes its result.
+    /// Runs a schema change under the commit lock and publishes its result. `f` checks
+    /// everything before it builds anything with the writer, so an error leaves nothing to
+    /// undo.
     fn ddl<R>(
         &self,
-        f: impl FnOnce(&Snapshot, &mut Catalog, &mut Vec<Arc<TableData>>) -> Result<R>,
+        f: impl FnOnce(&Snapshot, &mut Catalog, &mut Vec<Arc<TableData>>, &mut Writer) -> Result<R>,
     ) -> Result<R> {
         self.shared.check_writable()?;
         let lock = self.shared.lock_commits();
         let current = self.shared.current.load_full();
         let mut catalog = (*current.catalog).clone();
         let mut tables = (*current.tables).clone();
-        let out = f(&current, &mut catalog, &mut tables)?;
+        let mut writer = Writer::new(current.seq.0 + 1);
+        let out = f(&current, &mut catalog, &mut tables, &mut writer)?;
         let stored_bytes = tables.iter().map(|t| table_bytes(t)).sum();
         let next = Snapshot {
             seq: CommitSeq(current.seq.0 + 1),
             catalog: Arc::new(catalog),
             tables: Arc::new(tables),
             stored_bytes,
+            reclaimer: self.shared.reclaimer.clone(),
         };
-        self.shared.publish(&lock, next, &[])?;
+        self.shared.publish(&lock, (next, writer), &[])?;
         self.shared.stats.count_ddl();
         Ok(out)
     }
@@ -182,7 +205,7 @@ impl Database {
     /// Creates a table from a schema. Field types must be built-in, strings, arrays, or
     /// composite types registered in this database.
     pub fn create_table_schema(&self, schema: TableSchema) -> Result<TableId> {
-        self.ddl(|current, catalog, tables| {
+        self.ddl(|current, catalog, tables, _| {
             for f in &schema.fields {
                 let known = catalog.types.resolve(&f.layout.name)?;
                 if *known != *f.layout {
@@ -198,7 +221,7 @@ impl Database {
 
     /// Creates a table from field definitions: `("hp", "u32")`, `("name", "string")` ...
     pub fn create_table_from_defs(&self, name: &str, fields: &[FieldDef]) -> Result<TableId> {
-        self.ddl(|current, catalog, tables| {
+        self.ddl(|current, catalog, tables, _| {
             let schema = TableSchema::from_defs(name, fields, &mut catalog.types)?;
             add_table(&self.shared.config, current, catalog, tables, schema)
         })
@@ -206,7 +229,7 @@ impl Database {
 
     /// Creates the table of a derived type and returns its typed handle.
     pub fn create_table<T: Table>(&self) -> Result<TableRef<T>> {
-        self.ddl(|current, catalog, tables| {
+        self.ddl(|current, catalog, tables, _| {
             let schema = TableSchema::of::<T>(&mut catalog.types)?;
             let fingerprint = schema.fingerprint();
             let id = add_table(&self.shared.config, current, catalog, tables, schema)?;
@@ -233,8 +256,9 @@ impl Database {
 
     /// Drops a table and its records. Refused while a relation refers to it.
     pub fn drop_table(&self, table: &str) -> Result<()> {
-        self.ddl(|current, catalog, tables| {
-            let id = current.find(table)?.id;
+        self.ddl(|current, catalog, tables, w| {
+            let data = current.find(table)?;
+            let id = data.id;
             if let Some(r) = catalog.relations.values().find(|r| r.touches_table(table)) {
                 return Err(Error::Constraint {
                     relation: r.name.clone(),
@@ -243,6 +267,7 @@ impl Database {
             }
             catalog.names.remove(table);
             tables.retain(|t| t.id != id);
+            data.retire_tree(w);
             Ok(())
         })
     }
@@ -250,7 +275,7 @@ impl Database {
     /// Adds a field at the end of a table's records. Existing records are rewritten in the
     /// same commit with the new field zeroed.
     pub fn add_field(&self, table: &str, field: &FieldDef) -> Result<()> {
-        self.ddl(|current, catalog, tables| {
+        self.ddl(|current, catalog, tables, w| {
             let data = current.find(table)?;
             let layout = catalog
                 .types
@@ -258,7 +283,7 @@ impl Database {
                 .map_err(|source| SchemaError::FieldType { field: field.name.clone(), source })?;
             let mut schema = (*data.schema).clone();
             schema.add_field(&field.name, layout)?;
-            replace_table(tables, rewrite(data, schema, current.seq));
+            replace_table(tables, rewrite(data, schema, current.seq, w), w);
             Ok(())
         })
     }
@@ -266,7 +291,7 @@ impl Database {
     /// Removes a field from a table. Existing records are rewritten in the same commit. A
     /// table keeps at least one field; a field that a relation uses cannot be removed.
     pub fn remove_field(&self, table: &str, field: &str) -> Result<()> {
-        self.ddl(|current, catalog, tables| {
+        self.ddl(|current, catalog, tables, w| {
             let data = current.find(table)?;
             if let Some(r) = catalog.relations.values().find(|r| r.touches_field(table, field)) {
                 return Err(Error::Constraint {
@@ -278,23 +303,24 @@ impl Database {
             }
             let mut schema = (*data.schema).clone();
             schema.remove_field(field)?;
-            replace_table(tables, rewrite(data, schema, current.seq));
+            replace_table(tables, rewrite(data, schema, current.seq, w), w);
             Ok(())
         })
     }
 
     /// Drops the soft-deleted records of a table, reclaiming their memory. Ids are kept.
     pub fn compact_table(&self, table: &str) -> Result<()> {
-        self.ddl(|current, _, tables| {
+        self.ddl(|current, _, tables, w| {
             let data = current.find(table)?;
-            replace_table(tables, data.compacted());
+            let compacted = data.compacted(w);
+            replace_table(tables, compacted, w);
             Ok(())
         })
     }
 
     /// Registers a composite type described at run time.
     pub fn register_type(&self, def: TypeDef) -> Result<Arc<TypeLayout>> {
-        self.ddl(|_, catalog, _| {
+        self.ddl(|_, catalog, _, _| {
             let count = catalog.types.composites().count();
             if count >= self.shared.config.max_types {
                 return Err(Error::LimitReached {
@@ -317,7 +343,7 @@ impl Database {
         to_table: &str,
         to_field: &str,
     ) -> Result<Relation> {
-        self.ddl(|current, catalog, _| {
+        self.ddl(|current, catalog, _, _| {
             if catalog.relations.len() >= self.shared.config.max_relations {
                 return Err(Error::LimitReached {
                     what: "relations",
@@ -353,7 +379,7 @@ impl Database {
 
     /// Drops a relation.
     pub fn drop_relation(&self, id: RelationId) -> Result<Relation> {
-        self.ddl(|_, catalog, _| catalog.relations.remove(&id).ok_or(Error::UnknownRelation(id.0)))
+        self.ddl(|_, catalog, _, _| catalog.relations.remove(&id).ok_or(Error::UnknownRelation(id.0)))
     }
 
     // ---- single-operation transactions ----
@@ -461,20 +487,22 @@ fn add_table(
     Ok(id)
 }
 
-fn replace_table(tables: &mut [Arc<TableData>], data: TableData) {
+/// Puts a rebuilt table in place of the old one, whose whole tree is retired.
+fn replace_table(tables: &mut [Arc<TableData>], data: TableData, w: &mut Writer) {
     let i = tables.binary_search_by_key(&data.id, |t| t.id).expect("the table exists");
+    tables[i].retire_tree(w);
     tables[i] = Arc::new(data);
 }
 
 /// The table's records under a new schema: fields present in both keep their values, new
 /// fields are zero.
-fn rewrite(data: &TableData, schema: TableSchema, seq: CommitSeq) -> TableData {
+fn rewrite(data: &TableData, schema: TableSchema, seq: CommitSeq, w: &mut Writer) -> TableData {
     let moves: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> = schema
         .fields
         .iter()
         .filter_map(|f| data.schema.field(&f.name).map(|old| (old.range(), f.range())))
         .collect();
-    data.rewritten(Arc::new(schema), seq.0 + 1, |old, new| {
+    data.rewritten(w, Arc::new(schema), seq.0 + 1, |old, new| {
         for (from, to) in &moves {
             new[to.clone()].copy_from_slice(&old[from.clone()]);
         }

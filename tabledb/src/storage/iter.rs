@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use rayon::iter::ParallelIterator;
 use rayon::iter::plumbing::{Folder, UnindexedConsumer, UnindexedProducer, bridge_unindexed};
 
-use super::page::{LiveSlots, PageRef};
+use super::page::{LiveSlots, PageSlot};
 use super::table_data::TableData;
 use crate::Table;
 use crate::ids::RecordId;
@@ -14,12 +14,16 @@ use crate::ids::RecordId;
 #[derive(Clone, Copy)]
 pub struct PageView<'a> {
     first_id: u64,
-    page: &'a PageRef,
+    page: &'a PageSlot,
+    record_size: usize,
 }
 
 impl std::fmt::Debug for PageView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PageView").field("first_id", &self.first_id).field("page", self.page).finish()
+        f.debug_struct("PageView")
+            .field("first_id", &self.first_id)
+            .field("live", &self.page.live_count())
+            .finish()
     }
 }
 
@@ -37,7 +41,7 @@ impl<'a> PageView<'a> {
     /// When every stored position is live and in order, the records as one 64-byte aligned
     /// slice; the record at offset `i * record_size` has id `first_id + i`.
     pub fn dense_bytes(&self) -> Option<&'a [u8]> {
-        self.page.is_dense_all_live().then(|| self.page.data())
+        self.page.is_dense_all_live().then(|| self.page.data(self.record_size))
     }
 
     /// The live records of the page with their ids.
@@ -47,20 +51,21 @@ impl<'a> PageView<'a> {
         } else {
             Inner::Slots(self.page.live_slots())
         };
-        PageRecords { page: self.page, first_id: self.first_id, inner }
+        PageRecords { page: self.page, first_id: self.first_id, record_size: self.record_size, inner }
     }
 }
 
-enum Inner<'a> {
+enum Inner {
     Dense { next: usize, end: usize },
-    Slots(LiveSlots<'a>),
+    Slots(LiveSlots),
 }
 
 /// The live records of one page with their ids.
 pub struct PageRecords<'a> {
-    page: &'a PageRef,
+    page: &'a PageSlot,
     first_id: u64,
-    inner: Inner<'a>,
+    record_size: usize,
+    inner: Inner,
 }
 
 impl std::fmt::Debug for PageRecords<'_> {
@@ -84,14 +89,14 @@ impl<'a> Iterator for PageRecords<'a> {
             }
             Inner::Slots(slots) => slots.next()?,
         };
-        Some((RecordId(self.first_id + pos as u64), self.page.slot_bytes(slot)))
+        Some((RecordId(self.first_id + pos as u64), self.page.slot_bytes(slot, self.record_size)))
     }
 
     fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, mut f: F) -> B {
         match self.inner {
             Inner::Dense { next, end } => {
-                let rs = self.page.data().len() / self.page.len().max(1);
-                let data = &self.page.data()[next * rs..end * rs];
+                let rs = self.record_size;
+                let data = &self.page.data(rs)[next * rs..end * rs];
                 let mut acc = init;
                 for (i, rec) in data.chunks_exact(rs).enumerate() {
                     acc = f(acc, (RecordId(self.first_id + (next + i) as u64), rec));
@@ -99,10 +104,9 @@ impl<'a> Iterator for PageRecords<'a> {
                 acc
             }
             Inner::Slots(slots) => {
-                let page = self.page;
-                let first = self.first_id;
+                let (page, first, rs) = (self.page, self.first_id, self.record_size);
                 slots.fold(init, |acc, (pos, slot)| {
-                    f(acc, (RecordId(first + pos as u64), page.slot_bytes(slot)))
+                    f(acc, (RecordId(first + pos as u64), page.slot_bytes(slot, rs)))
                 })
             }
         }
@@ -145,7 +149,8 @@ impl<'a> Iterator for RawIter<'a> {
             let (index, page) = self.table.tree.next_page(self.next_page, self.end_page)?;
             self.next_page = index + 1;
             let first_id = (index << self.table.geom.shift) + 1;
-            self.current = Some(PageView { first_id, page }.records());
+            self.current =
+                Some(PageView { first_id, page, record_size: self.table.geom.record_size }.records());
         }
     }
 
@@ -154,10 +159,10 @@ impl<'a> Iterator for RawIter<'a> {
         if let Some(cur) = self.current.take() {
             acc = cur.fold(acc, &mut f);
         }
-        let shift = self.table.geom.shift;
+        let (shift, record_size) = (self.table.geom.shift, self.table.geom.record_size);
         let mut acc = Some(acc);
         self.table.tree.for_each_in(self.next_page, self.end_page, &mut |index, page| {
-            let view = PageView { first_id: (index << shift) + 1, page };
+            let view = PageView { first_id: (index << shift) + 1, page, record_size };
             acc = Some(view.records().fold(acc.take().expect("set"), &mut f));
         });
         acc.expect("set")
@@ -242,12 +247,12 @@ impl<'a> UnindexedProducer for PageProducer<'a> {
     }
 
     fn fold_with<F: Folder<Self::Item>>(self, folder: F) -> F {
-        let shift = self.table.geom.shift;
+        let (shift, record_size) = (self.table.geom.shift, self.table.geom.record_size);
         let mut folder = Some(folder);
         self.table.tree.for_each_in(self.lo, self.hi, &mut |index, page| {
             let f = folder.take().expect("set");
-            folder =
-                Some(if f.full() { f } else { f.consume(PageView { first_id: (index << shift) + 1, page }) });
+            let view = PageView { first_id: (index << shift) + 1, page, record_size };
+            folder = Some(if f.full() { f } else { f.consume(view) });
         });
         folder.expect("set")
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rayon::iter::ParallelIterator;
 
 use super::iter::{Iter, PageView, ParPages, RawIter, TypedPage, cast_record};
+use super::reclaim::Reclaimer;
 use super::table_data::TableData;
 use crate::Table;
 use crate::error::{Error, Result};
@@ -28,7 +29,6 @@ pub struct Catalog {
 ///
 /// Taking a snapshot is one atomic load; reading from it takes no lock and allocates nothing.
 /// A snapshot keeps the pages it sees alive, so hold it for a batch of reads, not forever.
-#[derive(Debug, Clone)]
 pub struct Snapshot {
     pub(crate) seq: CommitSeq,
     pub(crate) catalog: Arc<Catalog>,
@@ -36,56 +36,73 @@ pub struct Snapshot {
     pub(crate) tables: Arc<Vec<Arc<TableData>>>,
     /// Bytes of stored records over all tables, as the database byte limit counts them.
     pub(crate) stored_bytes: u64,
+    /// Frees what this snapshot alone kept alive when it is dropped.
+    pub(crate) reclaimer: Arc<Reclaimer>,
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        self.reclaimer.release(self.seq.0);
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("seq", &self.seq)
+            .field("tables", &self.catalog.names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a [`TableKey`] names a table.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum KeyRef<'a> {
+    Name(&'a str),
+    Id(TableId),
+    Typed { id: TableId, fingerprint: u64, name: &'static str, type_name: &'static str },
 }
 
 /// Anything that names a table: its name, its id, or a typed handle.
 pub trait TableKey {
     #[doc(hidden)]
-    fn find<'s>(&self, snap: &'s Snapshot) -> Result<&'s Arc<TableData>>;
+    fn key(&self) -> KeyRef<'_>;
 }
 
 impl TableKey for str {
-    fn find<'s>(&self, snap: &'s Snapshot) -> Result<&'s Arc<TableData>> {
-        let id = snap.catalog.names.get(self).ok_or_else(|| Error::UnknownTable(self.to_owned()))?;
-        snap.table_data(*id).ok_or_else(|| Error::UnknownTable(self.to_owned()))
+    fn key(&self) -> KeyRef<'_> {
+        KeyRef::Name(self)
     }
 }
 
 impl TableKey for &str {
-    fn find<'s>(&self, snap: &'s Snapshot) -> Result<&'s Arc<TableData>> {
-        <str as TableKey>::find(self, snap)
+    fn key(&self) -> KeyRef<'_> {
+        KeyRef::Name(self)
     }
 }
 
 impl TableKey for String {
-    fn find<'s>(&self, snap: &'s Snapshot) -> Result<&'s Arc<TableData>> {
-        <str as TableKey>::find(self, snap)
+    fn key(&self) -> KeyRef<'_> {
+        KeyRef::Name(self)
     }
 }
 
 impl TableKey for TableId {
-    fn find<'s>(&self, snap: &'s Snapshot) -> Result<&'s Arc<TableData>> {
-        snap.table_data(*self).ok_or_else(|| Error::UnknownTable(format!("#{}", self.0)))
+    fn key(&self) -> KeyRef<'_> {
+        KeyRef::Id(*self)
     }
 }
 
 impl<T: Table> TableKey for TableRef<T> {
-    fn find<'s>(&self, snap: &'s Snapshot) -> Result<&'s Arc<TableData>> {
-        let data = snap.table_data(self.id).ok_or_else(|| Error::UnknownTable(T::NAME.to_owned()))?;
-        check_fingerprint::<T>(data, self.fingerprint)?;
-        Ok(data)
-    }
-}
-
-fn check_fingerprint<T: Table>(data: &TableData, expected: u64) -> Result<()> {
-    if data.fingerprint != expected {
-        return Err(Error::SchemaMismatch {
-            table: data.name().to_owned(),
+    fn key(&self) -> KeyRef<'_> {
+        KeyRef::Typed {
+            id: self.id,
+            fingerprint: self.fingerprint,
+            name: T::NAME,
             type_name: std::any::type_name::<T>(),
-            detail: "the table's schema changed after this handle was made".to_owned(),
-        });
+        }
     }
-    Ok(())
 }
 
 /// A typed handle to a table whose schema matches `T`; made by
@@ -119,12 +136,15 @@ impl<T> TableRef<T> {
 }
 
 impl Snapshot {
-    pub(crate) fn empty() -> Snapshot {
+    /// The snapshot of an empty database, registered with `reclaimer`.
+    pub(crate) fn empty(reclaimer: Arc<Reclaimer>) -> Snapshot {
+        reclaimer.publish(0, Vec::new());
         Snapshot {
             seq: CommitSeq(0),
             catalog: Arc::new(Catalog::default()),
             tables: Arc::new(Vec::new()),
             stored_bytes: 0,
+            reclaimer,
         }
     }
 
@@ -154,7 +174,24 @@ impl Snapshot {
     }
 
     pub(crate) fn find(&self, key: &(impl TableKey + ?Sized)) -> Result<&Arc<TableData>> {
-        key.find(self)
+        match key.key() {
+            KeyRef::Name(name) => {
+                let id = self.catalog.names.get(name).ok_or_else(|| Error::UnknownTable(name.to_owned()))?;
+                self.table_data(*id).ok_or_else(|| Error::UnknownTable(name.to_owned()))
+            }
+            KeyRef::Id(id) => self.table_data(id).ok_or_else(|| Error::UnknownTable(format!("#{}", id.0))),
+            KeyRef::Typed { id, fingerprint, name, type_name } => {
+                let data = self.table_data(id).ok_or_else(|| Error::UnknownTable(name.to_owned()))?;
+                if data.fingerprint != fingerprint {
+                    return Err(Error::SchemaMismatch {
+                        table: data.name().to_owned(),
+                        type_name,
+                        detail: "the table's schema changed after this handle was made".to_owned(),
+                    });
+                }
+                Ok(data)
+            }
+        }
     }
 
     /// Table names, in order.

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::page::{Geometry, PageRef};
+use super::page::{Geometry, PageSlot, compacted};
+use super::reclaim::{Garbage, Writer};
 use super::tree::PageTree;
 use crate::ids::{RecordId, TableId};
 use crate::schema::TableSchema;
@@ -30,14 +31,42 @@ impl IdAllocator {
     pub fn peek(&self) -> u64 {
         self.next.load(Ordering::Relaxed)
     }
+}
 
-    /// Makes sure no id below `next` is handed out again (after recovery).
-    pub fn advance_to(&self, next: u64) {
-        self.next.fetch_max(next, Ordering::Relaxed);
+/// What [`TableData::prefetch`] fetches.
+#[derive(Clone, Copy, Debug)]
+pub enum Prefetch {
+    /// The tree leaf that describes the record's page.
+    Leaf,
+    /// The page's records.
+    Block,
+}
+
+/// Asks the processor to bring `bytes` into the cache.
+#[inline]
+pub fn prefetch(bytes: &[u8]) {
+    for line in bytes.chunks(64) {
+        prefetch_line(line.as_ptr());
     }
 }
 
+/// Asks the processor to bring the cache line at `ptr` into the cache.
+#[inline]
+pub fn prefetch_line(ptr: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults and changes no memory; SSE is part of
+    // every x86_64 processor.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
 /// One table's records as of one snapshot.
+///
+/// Cloning a `TableData` shares its tree; the clone and the original must only be changed
+/// through a [`Writer`] of the commit that owns the clone, which copies what it changes.
 #[derive(Clone, Debug)]
 pub struct TableData {
     pub id: TableId,
@@ -47,7 +76,8 @@ pub struct TableData {
     pub tree: PageTree,
     /// Live records.
     pub live: u64,
-    /// Records with storage (live or soft-deleted), which is what the table's memory holds.
+    /// Record slots with storage (live, soft-deleted, or never committed gaps), which is what
+    /// the table's memory holds.
     pub stored: u64,
     /// One past the highest record position ever stored; iteration stops here.
     pub end_pos: u64,
@@ -79,7 +109,7 @@ impl TableData {
 
     /// The page holding `id` and the position within it.
     #[inline]
-    pub fn locate(&self, id: RecordId) -> Option<(&PageRef, usize)> {
+    pub fn locate(&self, id: RecordId) -> Option<(&PageSlot, usize)> {
         let (page, pos) = self.geom.split(id.pos()?);
         Some((self.tree.get(page)?, pos))
     }
@@ -88,69 +118,85 @@ impl TableData {
     #[inline]
     pub fn get(&self, id: RecordId) -> Option<&[u8]> {
         let (page, pos) = self.locate(id)?;
-        page.get(pos)
+        page.get(pos, self.geom.record_size)
     }
 
     pub fn is_live(&self, id: RecordId) -> bool {
         self.get(id).is_some()
     }
 
-    /// Stores a new live record `id`, which must not be live. Copies the page and its path if
-    /// they are shared.
-    pub fn insert(&mut self, id: RecordId, bytes: &[u8]) {
+    /// Stores a new live record `id`, which must not be live.
+    pub fn insert(&mut self, w: &mut Writer, id: RecordId, bytes: &[u8]) {
         debug_assert_eq!(bytes.len(), self.geom.record_size);
         let pos = id.pos().expect("record ids start at 1");
         let (page_index, in_page) = self.geom.split(pos);
         let geom = self.geom;
-        let slot = self.tree.slot_mut(page_index);
-        let page = slot.get_or_insert_with(|| PageRef::new(&geom, 1, false));
-        let before = page.len();
-        let s = page.ensure_slot(in_page);
-        assert!(!page.is_live(in_page), "insert over a live record");
-        page.slot_bytes_mut(s).copy_from_slice(bytes);
+        let mut page = self.tree.page_mut(page_index, w);
+        let before = page.slot.len();
+        let slot = page.ensure_slot(in_page, &geom, w);
+        assert!(!page.slot.is_live(in_page), "insert over a live record");
+        page.slot_bytes_mut(slot, geom.record_size, w).copy_from_slice(bytes);
         page.set_live(in_page, true);
-        self.stored += (page.len() - before) as u64;
+        self.stored += (page.slot.len() - before) as u64;
         self.live += 1;
         self.end_pos = self.end_pos.max(pos + 1);
     }
 
-    /// The live record `id`, mutably, after copying its page and path if they are shared.
-    pub fn record_mut(&mut self, id: RecordId) -> Option<&mut [u8]> {
-        let (page, pos) = self.locate(id)?;
-        if !page.is_live(pos) {
+    /// The live record `id`, mutably, after copying its page and path if another commit made
+    /// them. Callers check that the record is live first: the path is copied either way.
+    pub fn record_mut(&mut self, w: &mut Writer, id: RecordId) -> Option<&mut [u8]> {
+        let (page_index, pos) = self.geom.split(id.pos()?);
+        let rs = self.geom.record_size;
+        let mut page = self.tree.page_mut(page_index, w);
+        if !page.slot.is_live(pos) {
             return None;
         }
-        let page_index = self.geom.split(id.pos()?).0;
-        let page = self.tree.slot_mut(page_index).as_mut().expect("located above");
-        let len = page.len();
-        let slot = page.make_mut(len).slot(pos).expect("live records have slots");
-        Some(page.slot_bytes_mut(slot))
+        let slot = page.slot.slot_of(pos)?;
+        let bytes: *mut [u8] = page.slot_bytes_mut(slot, rs, w);
+        // SAFETY: the bytes belong to a block private to this writer (made so just above),
+        // which `&mut self` borrows exclusively through the tree; `page` only borrowed it.
+        Some(unsafe { &mut *bytes })
+    }
+
+    /// Asks the processor to fetch what changing record `id` will touch: `ahead` is `Leaf`
+    /// some changes before, then `Block` a few changes before.
+    #[inline]
+    pub fn prefetch(&self, id: RecordId, what: Prefetch) {
+        let Some(pos) = id.pos() else { return };
+        let page = self.geom.split(pos).0;
+        match what {
+            Prefetch::Leaf => self.tree.prefetch_leaf(page),
+            Prefetch::Block => {
+                if let Some(p) = self.tree.get(page) {
+                    prefetch(p.data(self.geom.record_size));
+                }
+            }
+        }
     }
 
     /// Soft-deletes the live record `id`; false when it is not live.
-    pub fn delete(&mut self, id: RecordId) -> bool {
+    pub fn delete(&mut self, w: &mut Writer, id: RecordId) -> bool {
         if !self.is_live(id) {
             return false;
         }
         let (page_index, pos) = self.geom.split(id.pos().expect("live"));
-        let page = self.tree.slot_mut(page_index).as_mut().expect("live");
-        let len = page.len();
-        page.make_mut(len).set_live(pos, false);
+        self.tree.page_mut(page_index, w).set_live(pos, false);
         self.live -= 1;
         true
     }
 
     /// Calls `f` for every page in position order, with the id of its first position.
-    pub fn for_each_page<'a>(&'a self, f: &mut impl FnMut(u64, &'a PageRef)) {
+    pub fn for_each_page<'a>(&'a self, f: &mut impl FnMut(u64, &'a PageSlot)) {
         let shift = self.geom.shift;
         self.tree.for_each(&mut |index, page| f((index << shift) + 1, page));
     }
 
     /// Calls `f` for every live record in id order.
     pub fn for_each_live<'a>(&'a self, mut f: impl FnMut(RecordId, &'a [u8])) {
+        let rs = self.geom.record_size;
         self.for_each_page(&mut |first_id, page| {
             for (pos, slot) in page.live_slots() {
-                f(RecordId(first_id + pos as u64), page.slot_bytes(slot));
+                f(RecordId(first_id + pos as u64), page.slot_bytes(slot, rs));
             }
         });
     }
@@ -160,22 +206,26 @@ impl TableData {
         if self.end_pos == 0 { 0 } else { self.geom.split(self.end_pos - 1).0 + 1 }
     }
 
-    /// A copy without soft-deleted records; ids are kept.
-    pub fn compacted(&self) -> TableData {
+    /// A copy without soft-deleted records, built for `w`; ids are kept. The old tree must be
+    /// retired by the caller.
+    pub fn compacted(&self, w: &mut Writer) -> TableData {
         let mut out = TableData { tree: PageTree::default(), stored: 0, ..self.clone() };
+        let rs = self.geom.record_size;
         self.tree.for_each(&mut |index, page| {
-            if let Some(c) = page.compacted() {
+            if let Some(c) = compacted(page, rs) {
                 out.stored += c.len() as u64;
-                *out.tree.slot_mut(index) = Some(c);
+                out.tree.put_page(index, c, rs, w);
             }
         });
         out
     }
 
-    /// A copy under a new schema: each live record is rewritten by `convert` (from its old
-    /// bytes into zeroed new bytes); soft-deleted records are dropped; ids are kept.
+    /// A copy under a new schema, built for `w`: each live record is rewritten by `convert`
+    /// (from its old bytes into zeroed new bytes); soft-deleted records are dropped; ids are
+    /// kept. The old tree must be retired by the caller.
     pub fn rewritten(
         &self,
+        w: &mut Writer,
         schema: Arc<TableSchema>,
         version: u64,
         mut convert: impl FnMut(&[u8], &mut [u8]),
@@ -186,16 +236,23 @@ impl TableData {
         self.for_each_live(|id, old| {
             buf.fill(0);
             convert(old, &mut buf);
-            out.insert(id, &buf);
+            out.insert(w, id, &buf);
         });
         out.end_pos = out.end_pos.max(self.end_pos);
         out
     }
 
-    /// Bytes held by this table's pages and tree nodes.
+    /// Retires this table's whole tree at the writer's commit (the table is being replaced or
+    /// dropped).
+    pub fn retire_tree(&self, w: &mut Writer) {
+        w.retire(Garbage::Tree(self.tree, self.geom.record_size));
+    }
+
+    /// Bytes held by this table's blocks and tree nodes.
     pub fn memory_bytes(&self) -> usize {
         let mut bytes = self.tree.node_bytes();
-        self.tree.for_each(&mut |_, page| bytes += page.alloc_bytes());
+        let rs = self.geom.record_size;
+        self.tree.for_each(&mut |_, page| bytes += page.block_bytes(rs));
         bytes
     }
 }

@@ -1,67 +1,35 @@
-//! Commit: validation, installation of each written table, publication.
+//! Commit: validation, application of staged writes, publication.
 
 use std::sync::Arc;
 
-use super::{ALL_FIELDS, ChangeKind, CommitInfo, TableWrite, Transaction};
+use super::{ALL_FIELDS, ChangeKind, CommitInfo, TableStage, Transaction, field_bit};
 use crate::error::{Error, Result};
 use crate::ids::CommitSeq;
 use crate::schema::TableSchema;
+use crate::storage::reclaim::Writer;
 use crate::storage::snapshot::Snapshot;
-use crate::storage::table_data::TableData;
+use crate::storage::table_data::{Prefetch, TableData};
 
 pub(super) fn commit(mut tx: Transaction) -> Result<CommitInfo> {
-    let mut writes = std::mem::take(&mut tx.writes);
-    writes.retain(|w| !w.changes.is_empty());
-    if writes.is_empty() {
+    let mut stages = std::mem::take(&mut tx.stages);
+    stages.retain(|s| !s.changes.is_empty());
+    if stages.is_empty() {
         return Ok(CommitInfo { seq: tx.start.seq, read_only: true });
     }
     let shared = tx.shared.clone();
-    shared.check_writable()?;
-    let guard = shared.lock_commits();
-    let current = shared.current.load_full();
-    let result = (|| {
-        if current.seq != tx.start.seq {
-            validate_reads(&tx, &current)?;
-        }
-        let mut tables = (*current.tables).clone();
-        let mut stored_bytes = current.stored_bytes;
-        for w in &mut writes {
-            let i = tables.binary_search_by_key(&w.id, |t| t.id).map_err(|_| Error::Conflict {
-                table: w.base.name().to_owned(),
-                id: None,
-                reason: "the table was dropped",
-            })?;
-            let now = &tables[i];
-            let installed = if Arc::ptr_eq(now, &w.base) {
-                std::mem::replace(&mut w.data, TableData::new(w.id, w.base.schema.clone(), 0))
-            } else {
-                rebase(w, now)?
-            };
-            check_limits(&shared.config, &installed)?;
-            stored_bytes = stored_bytes - table_bytes(&tables[i]) + table_bytes(&installed);
-            if installed.end_page() > tables[i].end_page() {
-                shared.stats.count_growth();
-            }
-            tables[i] = Arc::new(installed);
-        }
-        if stored_bytes > shared.config.max_database_bytes {
-            return Err(Error::LimitReached {
-                what: "database bytes",
-                limit: shared.config.max_database_bytes,
-            });
-        }
-        Ok(Snapshot {
-            seq: CommitSeq(current.seq.0 + 1),
-            catalog: current.catalog.clone(),
-            tables: Arc::new(tables),
-            stored_bytes,
+    let result = shared.check_writable().and_then(|()| {
+        let lock = shared.lock_commits();
+        let current = shared.current.load_full();
+        let checked = check(&tx, &stages, &current, &shared.config);
+        checked.and_then(|()| {
+            let next = apply(&stages, &current, &shared.stats);
+            let seq = next.0.seq;
+            shared.publish(&lock, next, &stages)?;
+            Ok(seq)
         })
-    })();
+    });
     match result {
-        Ok(next) => {
-            let seq = next.seq;
-            shared.publish(&guard, next, &writes)?;
-            drop(guard);
+        Ok(seq) => {
             shared.stats.count_commit();
             Ok(CommitInfo { seq, read_only: false })
         }
@@ -80,9 +48,51 @@ pub(crate) fn table_bytes(t: &TableData) -> u64 {
     t.stored * t.geom.record_size as u64
 }
 
-fn check_limits(config: &crate::Config, t: &TableData) -> Result<()> {
-    if t.live > config.max_records_per_table {
-        return Err(Error::LimitReached { what: "records per table", limit: config.max_records_per_table });
+/// Everything that can refuse a commit, checked before anything is changed.
+fn check(tx: &Transaction, stages: &[TableStage], current: &Snapshot, config: &crate::Config) -> Result<()> {
+    let concurrent = current.seq != tx.start.seq;
+    if concurrent {
+        validate_reads(tx, current)?;
+    }
+    let mut added_bytes = 0u64;
+    for stage in stages {
+        let Some(now) = current.table_data(stage.id) else {
+            return Err(Error::Conflict {
+                table: stage.base.name().to_owned(),
+                id: None,
+                reason: "the table was dropped",
+            });
+        };
+        if now.version != stage.base.version {
+            return Err(Error::Conflict {
+                table: now.name().to_owned(),
+                id: None,
+                reason: "the table's schema changed during the transaction",
+            });
+        }
+        if concurrent && !Arc::ptr_eq(now, &stage.base) {
+            for c in &stage.changes {
+                if matches!(c.kind, ChangeKind::Update | ChangeKind::Delete) && !now.is_live(c.id) {
+                    return Err(Error::Conflict {
+                        table: now.name().to_owned(),
+                        id: Some(c.id),
+                        reason: "the record was deleted by another commit",
+                    });
+                }
+            }
+        }
+        let live = now.live as i64 + stage.net_live;
+        if live > config.max_records_per_table as i64 {
+            return Err(Error::LimitReached {
+                what: "records per table",
+                limit: config.max_records_per_table,
+            });
+        }
+        let inserts = stage.changes.iter().filter(|c| c.kind == ChangeKind::Insert).count() as u64;
+        added_bytes += inserts * now.geom.record_size as u64;
+    }
+    if current.stored_bytes + added_bytes > config.max_database_bytes {
+        return Err(Error::LimitReached { what: "database bytes", limit: config.max_database_bytes });
     }
     Ok(())
 }
@@ -105,8 +115,7 @@ fn validate_reads(tx: &Transaction, current: &Snapshot) -> Result<()> {
         }
     }
     for &(table, id) in &reads.points {
-        let (a, b) = (tx.start.table_data(table), current.table_data(table));
-        let (a, b) = match (a, b) {
+        let (a, b) = match (tx.start.table_data(table), current.table_data(table)) {
             (None, None) => continue,
             (Some(a), Some(b)) if Arc::ptr_eq(a, b) => continue,
             (Some(a), Some(b)) if a.version == b.version => (a, b),
@@ -119,7 +128,9 @@ fn validate_reads(tx: &Transaction, current: &Snapshot) -> Result<()> {
             }
         };
         let same_page = match (a.locate(id), b.locate(id)) {
-            (Some((pa, _)), Some((pb, _))) => pa.ptr_eq(pb),
+            (Some((pa, _)), Some((pb, _))) => {
+                pa.block_addr() == pb.block_addr() && pa.live_bits() == pb.live_bits()
+            }
             (None, None) => true,
             _ => false,
         };
@@ -134,43 +145,62 @@ fn validate_reads(tx: &Transaction, current: &Snapshot) -> Result<()> {
     Ok(())
 }
 
-/// Replays a transaction's changes to one table onto the table's latest version.
-fn rebase(w: &TableWrite, now: &Arc<TableData>) -> Result<TableData> {
-    let conflict = |id, reason| Error::Conflict { table: now.name().to_owned(), id: Some(id), reason };
-    if now.version != w.base.version {
-        return Err(Error::Conflict {
-            table: now.name().to_owned(),
-            id: None,
-            reason: "the table's schema changed during the transaction",
-        });
-    }
-    let mut merged = (**now).clone();
-    for c in &w.changes {
-        match c.kind {
-            ChangeKind::Cancelled => {}
-            ChangeKind::Insert => {
-                let bytes = w.data.get(c.id).expect("inserted records are live in the transaction");
-                if merged.is_live(c.id) {
-                    return Err(conflict(c.id, "the record id is already taken"));
+/// Applies every stage to the latest tables; cannot fail (everything was checked). Returns
+/// the snapshot to publish and what it retired.
+pub(crate) fn apply(
+    stages: &[TableStage],
+    current: &Snapshot,
+    stats: &crate::stats::Stats,
+) -> (Snapshot, Writer) {
+    let seq = current.seq.0 + 1;
+    let mut w = Writer::new(seq);
+    let mut tables = (*current.tables).clone();
+    let mut stored_bytes = current.stored_bytes;
+    for stage in stages {
+        let i = tables.binary_search_by_key(&stage.id, |t| t.id).expect("checked: the table exists");
+        let now = &tables[i];
+        let mut next = (**now).clone();
+        for (k, c) in stage.changes.iter().enumerate() {
+            // Changes to random records each miss the cache; fetching their tree leaves and
+            // pages some changes ahead overlaps those misses instead of paying them one after
+            // another.
+            if let Some(ahead) = stage.changes.get(k + 2 * PREFETCH_DISTANCE) {
+                now.prefetch(ahead.id, Prefetch::Leaf);
+            }
+            if let Some(ahead) = stage.changes.get(k + PREFETCH_DISTANCE) {
+                now.prefetch(ahead.id, Prefetch::Block);
+            }
+            match c.kind {
+                ChangeKind::Cancelled => {}
+                ChangeKind::Insert => next.insert(&mut w, c.id, stage.slot_bytes(c.slot)),
+                ChangeKind::Update => {
+                    let dst = next.record_mut(&mut w, c.id).expect("checked: the record is live");
+                    copy_fields(&now.schema, c.dirty, stage.slot_bytes(c.slot), dst);
                 }
-                merged.insert(c.id, bytes);
-            }
-            ChangeKind::Update => {
-                let src = w.data.get(c.id).expect("updated records are live in the transaction");
-                let Some(dst) = merged.record_mut(c.id) else {
-                    return Err(conflict(c.id, "the record was deleted by another commit"));
-                };
-                copy_fields(&w.data.schema, c.dirty, src, dst);
-            }
-            ChangeKind::Delete => {
-                if !merged.delete(c.id) {
-                    return Err(conflict(c.id, "the record was deleted by another commit"));
+                ChangeKind::Delete => {
+                    let deleted = next.delete(&mut w, c.id);
+                    debug_assert!(deleted, "checked: the record is live");
                 }
             }
         }
+        stored_bytes = stored_bytes - table_bytes(now) + table_bytes(&next);
+        if next.end_page() > now.end_page() {
+            stats.count_growth();
+        }
+        tables[i] = Arc::new(next);
     }
-    Ok(merged)
+    let snapshot = Snapshot {
+        seq: CommitSeq(seq),
+        catalog: current.catalog.clone(),
+        tables: Arc::new(tables),
+        stored_bytes,
+        reclaimer: current.reclaimer.clone(),
+    };
+    (snapshot, w)
 }
+
+/// How many changes ahead `apply` fetches pages.
+const PREFETCH_DISTANCE: usize = 8;
 
 /// Copies the fields marked in `dirty` from `src` to `dst`.
 fn copy_fields(schema: &TableSchema, dirty: u64, src: &[u8], dst: &mut [u8]) {
@@ -179,7 +209,7 @@ fn copy_fields(schema: &TableSchema, dirty: u64, src: &[u8], dst: &mut [u8]) {
         return;
     }
     for (i, f) in schema.fields.iter().enumerate() {
-        if dirty & super::field_bit(i) != 0 {
+        if dirty & field_bit(i) != 0 {
             dst[f.range()].copy_from_slice(&src[f.range()]);
         }
     }

@@ -1,0 +1,142 @@
+//! Record blocks: the 64-byte aligned allocations that hold a page's records.
+//!
+//! Blocks carry no header: what describes a page (its length, capacity, bitmaps) lives in its
+//! slot in the page tree, so a block is exactly `capacity * record_size` bytes. Freed blocks
+//! are kept in a bounded cache for reuse, because copy-on-write allocates one block for every
+//! page a commit touches and frees one for every page a dropped snapshot no longer needs.
+
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::ptr::NonNull;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Alignment of every block, so a record of any supported type is aligned within it.
+pub const BLOCK_ALIGN: usize = 64;
+
+/// The most bytes of free blocks kept for reuse.
+pub const CACHE_MAX_BYTES: usize = 64 << 20;
+/// The most distinct block sizes kept.
+const CLASSES_MAX: usize = 32;
+
+static LIVE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static CACHED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+struct Class {
+    size: usize,
+    free: Vec<usize>,
+}
+
+static CACHE: Mutex<Vec<Class>> = Mutex::new(Vec::new());
+
+fn cache() -> std::sync::MutexGuard<'static, Vec<Class>> {
+    // Every update is one push or pop, so the vectors are consistent even after a panic.
+    CACHE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Counters of record blocks over every database in this process.
+pub mod counters {
+    use super::*;
+
+    /// Blocks currently holding records of some snapshot.
+    pub fn live_blocks() -> usize {
+        LIVE_BLOCKS.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of those blocks.
+    pub fn live_block_bytes() -> usize {
+        LIVE_BYTES.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of freed blocks kept for reuse (at most [`CACHE_MAX_BYTES`]).
+    pub fn cached_bytes() -> usize {
+        CACHED_BYTES.load(Ordering::Relaxed)
+    }
+}
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, BLOCK_ALIGN).expect("block sizes are bounded far below isize::MAX")
+}
+
+/// Takes `size` bytes (64-byte aligned, uninitialized) from the cache or the allocator.
+fn take(size: usize) -> NonNull<u8> {
+    {
+        let mut classes = cache();
+        if let Some(class) = classes.iter_mut().find(|c| c.size == size)
+            && let Some(addr) = class.free.pop()
+        {
+            CACHED_BYTES.fetch_sub(size, Ordering::Relaxed);
+            return NonNull::new(addr as *mut u8).expect("cached blocks are non-null");
+        }
+    }
+    let layout = layout(size);
+    // SAFETY: the layout has a non-zero size.
+    let raw = unsafe { alloc(layout) };
+    NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout))
+}
+
+/// Returns `size` bytes taken by [`take`] to the cache, or to the allocator when it is full.
+///
+/// # Safety
+///
+/// `block` must come from `take(size)`, must not be given back before, and nothing may use it
+/// afterwards.
+unsafe fn give(block: NonNull<u8>, size: usize) {
+    if CACHED_BYTES.load(Ordering::Relaxed) + size <= CACHE_MAX_BYTES {
+        let mut classes = cache();
+        let index = match classes.iter().position(|c| c.size == size) {
+            Some(i) => Some(i),
+            None if classes.len() < CLASSES_MAX => {
+                classes.push(Class { size, free: Vec::new() });
+                Some(classes.len() - 1)
+            }
+            None => None,
+        };
+        if let Some(i) = index {
+            classes[i].free.push(block.as_ptr() as usize);
+            CACHED_BYTES.fetch_add(size, Ordering::Relaxed);
+            return;
+        }
+    }
+    // SAFETY: the caller guarantees the block came from `take(size)`, which allocated it with
+    // this layout, and is given back once.
+    unsafe { dealloc(block.as_ptr(), layout(size)) };
+}
+
+/// Allocates a record block of `size` bytes (not zeroed). `size` must be positive.
+pub fn allocate(size: usize) -> NonNull<u8> {
+    debug_assert!(size > 0);
+    LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+    LIVE_BYTES.fetch_add(size, Ordering::Relaxed);
+    take(size)
+}
+
+/// Frees a record block of `size` bytes made by [`allocate`].
+///
+/// # Safety
+///
+/// `block` must come from `allocate(size)`, must not be freed before, and nothing may use it
+/// afterwards.
+pub unsafe fn free(block: NonNull<u8>, size: usize) {
+    LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+    LIVE_BYTES.fetch_sub(size, Ordering::Relaxed);
+    // SAFETY: per the caller.
+    unsafe { give(block, size) };
+}
+
+/// Allocates room for one `T` (a tree node) from the same cache.
+pub fn allocate_for<T>() -> NonNull<T> {
+    const { assert!(std::mem::align_of::<T>() <= BLOCK_ALIGN) };
+    take(std::mem::size_of::<T>()).cast::<T>()
+}
+
+/// Frees room made by [`allocate_for`]; the value must have been dropped or moved out.
+///
+/// # Safety
+///
+/// `ptr` must come from `allocate_for::<T>()`, must not be freed before, and nothing may use
+/// it afterwards.
+pub unsafe fn free_for<T>(ptr: NonNull<T>) {
+    // SAFETY: per the caller.
+    unsafe { give(ptr.cast::<u8>(), std::mem::size_of::<T>()) };
+}

@@ -1,0 +1,139 @@
+//! Reclamation of pages and tree nodes that no snapshot can reach any more.
+//!
+//! Snapshots share pages and nodes without reference counts. A commit that publishes snapshot
+//! `c` replaces some pages and nodes; they remain reachable from snapshots older than `c`, so
+//! they are *retired at `c`* and freed once every snapshot with a sequence number below `c`
+//! has been dropped. The reclaimer tracks which snapshots are alive and what was retired when.
+//!
+//! Within one commit, the committer (the only writer, under the commit lock) tags the nodes it
+//! creates with the new sequence number and may change them in place; nothing it creates is
+//! visible to anyone until the snapshot is published.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ptr::NonNull;
+use std::sync::Mutex;
+
+use super::block;
+use super::tree::{Node, PageTree};
+
+/// Something to free once no snapshot can reach it.
+pub(crate) enum Garbage {
+    /// A tree node.
+    Node(NonNull<Node>),
+    /// A record block of this many bytes.
+    Block(NonNull<u8>, usize),
+    /// A whole tree (every node and block reachable from its root), with its record size.
+    Tree(PageTree, usize),
+}
+
+// SAFETY: garbage is only freed, never read, and is handed between threads under a mutex.
+unsafe impl Send for Garbage {}
+
+impl Garbage {
+    /// # Safety
+    ///
+    /// Nothing may reach the garbage any more, and it must not be freed twice.
+    unsafe fn free(self) {
+        match self {
+            // SAFETY: per the caller.
+            Garbage::Node(node) => unsafe { super::tree::free_one(node) },
+            // SAFETY: per the caller; blocks are allocated by `block::allocate(size)`.
+            Garbage::Block(ptr, size) => unsafe { block::free(ptr, size) },
+            // SAFETY: per the caller.
+            Garbage::Tree(tree, record_size) => unsafe { tree.free_all(record_size) },
+        }
+    }
+}
+
+/// The state of one commit being built: its tag (the sequence number it will publish) and
+/// what it replaced.
+pub(crate) struct Writer {
+    pub(crate) tag: u64,
+    pub(crate) garbage: Vec<Garbage>,
+}
+
+impl Writer {
+    pub fn new(tag: u64) -> Writer {
+        Writer { tag, garbage: Vec::new() }
+    }
+
+    pub fn retire(&mut self, g: Garbage) {
+        self.garbage.push(g);
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Sequence numbers of snapshots that are alive.
+    live: BTreeMap<u64, ()>,
+    /// Garbage by the sequence number it was retired at, oldest first.
+    retired: VecDeque<(u64, Vec<Garbage>)>,
+}
+
+/// Tracks live snapshots and frees retired garbage when it becomes unreachable.
+#[derive(Default)]
+pub(crate) struct Reclaimer {
+    state: Mutex<State>,
+}
+
+impl Reclaimer {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every update below is a single insert or removal, consistent even after a panic.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers snapshot `seq` as alive, with what its commit retired. Called before the
+    /// snapshot is published.
+    pub fn publish(&self, seq: u64, garbage: Vec<Garbage>) {
+        let mut state = self.state();
+        state.live.insert(seq, ());
+        if !garbage.is_empty() {
+            state.retired.push_back((seq, garbage));
+        }
+    }
+
+    /// Adds garbage retired at `seq` without a new snapshot (when a database closes).
+    pub fn retire(&self, seq: u64, garbage: Vec<Garbage>) {
+        if !garbage.is_empty() {
+            self.state().retired.push_back((seq, garbage));
+        }
+        self.collect();
+    }
+
+    /// Snapshot `seq` was dropped: frees whatever no remaining snapshot can reach.
+    pub fn release(&self, seq: u64) {
+        self.state().live.remove(&seq);
+        self.collect();
+    }
+
+    fn collect(&self) {
+        let mut free = Vec::new();
+        {
+            let mut state = self.state();
+            let oldest = state.live.keys().next().copied().unwrap_or(u64::MAX);
+            while state.retired.front().is_some_and(|(at, _)| *at <= oldest) {
+                free.push(state.retired.pop_front().expect("checked").1);
+            }
+        }
+        for batch in free {
+            for g in batch {
+                // SAFETY: retired at `at <= oldest`: every snapshot that could reach it (those
+                // older than `at`) is gone, and it is in the retired queue exactly once.
+                unsafe { g.free() };
+            }
+        }
+    }
+}
+
+impl Drop for Reclaimer {
+    fn drop(&mut self) {
+        let state = std::mem::take(&mut *self.state());
+        for (_, batch) in state.retired {
+            for g in batch {
+                // SAFETY: the reclaimer is dropped with the last snapshot, so nothing can reach
+                // anything retired.
+                unsafe { g.free() };
+            }
+        }
+    }
+}
