@@ -2,13 +2,15 @@
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ids::{CommitSeq, RecordId, TableId};
+use crate::persist::{Durability, PersistOptions, PersistStatus, Persistence, RecoveryReport};
 use crate::schema::{FieldDef, Relation, RelationId, SchemaError, TableSchema, validate_name};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::storage::reclaim::{Reclaimer, Writer};
@@ -26,8 +28,7 @@ pub(crate) struct Shared {
     commit_lock: Mutex<()>,
     pub(crate) config: Config,
     pub(crate) stats: Stats,
-    /// Set once when writes must stop (a failed fsync); the reason.
-    stopped: OnceLock<String>,
+    pub(crate) persist: Option<Arc<Persistence>>,
 }
 
 impl Shared {
@@ -38,28 +39,57 @@ impl Shared {
     }
 
     pub(crate) fn check_writable(&self) -> Result<()> {
-        match self.stopped.get() {
-            Some(reason) => Err(Error::WritesStopped(reason.clone())),
-            None => Ok(()),
+        if let Some(p) = &self.persist {
+            p.check_writable()?;
         }
+        Ok(())
     }
 
-    /// Publishes a committed snapshot, handing what its commit replaced to the reclaimer.
-    /// Called with the commit lock held.
+    /// Refuses a commit that could not be logged, before anything is applied.
+    pub(crate) fn check_commit(&self) -> Result<()> {
+        if let Some(p) = &self.persist {
+            p.check_commit()?;
+        }
+        Ok(())
+    }
+
+    /// Logs and publishes a committed snapshot, handing what its commit replaced to the
+    /// reclaimer. Called with the commit lock held, after `check_commit`; cannot fail.
     pub(crate) fn publish(
         &self,
         _lock: &MutexGuard<'_, ()>,
         (next, writer): (Snapshot, Writer),
-        _stages: &[TableStage],
-    ) -> Result<()> {
+        stages: &[TableStage],
+    ) {
+        if let Some(p) = &self.persist
+            && !stages.is_empty()
+        {
+            p.log_commit(next.seq.0, stages, &next);
+        }
         self.reclaimer.publish(next.seq.0, writer.garbage);
         self.current.store(Arc::new(next));
-        Ok(())
+    }
+
+    /// Waits, per the durability mode, until commit `seq` may be acknowledged.
+    pub(crate) fn acknowledge(&self, seq: CommitSeq) -> Result<()> {
+        match &self.persist {
+            Some(p) if p.durability() == Durability::Tick => p.sync_through(seq.0).map_err(|e| {
+                Error::Persistence(format!(
+                    "commit {seq} is applied in memory but could not be made durable: {e}"
+                ))
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        if let Some(p) = &self.persist
+            && let Err(e) = p.sync()
+        {
+            tracing::error!(error = %e, "final log sync at close failed");
+        }
         // The current trees were never replaced, so nothing retired them; they become garbage
         // now, freed when the last snapshot that can reach them is dropped.
         let current = self.current.load();
@@ -68,6 +98,44 @@ impl Drop for Shared {
             t.retire_tree(&mut w);
         }
         self.reclaimer.retire(current.seq.0 + 1, w.garbage);
+    }
+}
+
+/// A schema change being built: a copy of the catalog and table list to change.
+pub(crate) struct Ddl<'a> {
+    pub current: &'a Snapshot,
+    pub catalog: Catalog,
+    pub tables: Vec<Arc<TableData>>,
+    pub w: Writer,
+    /// Tables whose records this change rewrote; their checkpoints are written with it.
+    pub rewritten: Vec<TableId>,
+    /// Tables whose trees this change built anew (freed if the change fails).
+    built: Vec<TableId>,
+}
+
+impl Ddl<'_> {
+    /// Puts a rebuilt table in place of the old one, whose whole tree is retired.
+    fn replace(&mut self, data: TableData, rewritten: bool) {
+        let i = self.tables.binary_search_by_key(&data.id, |t| t.id).expect("the table exists");
+        self.tables[i].retire_tree(&mut self.w);
+        self.built.push(data.id);
+        if rewritten {
+            self.rewritten.push(data.id);
+        }
+        self.tables[i] = Arc::new(data);
+    }
+
+    /// Frees the trees this change built; it will not be published.
+    fn discard(self) {
+        for id in &self.built {
+            if let Ok(i) = self.tables.binary_search_by_key(id, |t| t.id) {
+                let t = &self.tables[i];
+                // SAFETY: the tree was built by this change and never published, so nothing
+                // else can reach it; the old tree it replaced is untouched (its retirement is
+                // dropped with the writer, unfreed).
+                unsafe { t.tree.free_all(t.geom.record_size) };
+            }
+        }
     }
 }
 
@@ -131,9 +199,106 @@ impl Database {
                 commit_lock: Mutex::new(()),
                 config,
                 stats: Stats::default(),
-                stopped: OnceLock::new(),
+                persist: None,
             }),
         }
+    }
+
+    /// Opens (or creates) a database kept in `dir` with the default limits and durability
+    /// ([`Durability::Tick`]: a commit returns once it is on disk).
+    ///
+    /// One process at a time may open a directory; a second opener gets an error naming it.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Database> {
+        Database::open_with(dir, Config::default(), PersistOptions::default())
+    }
+
+    /// Opens (or creates) a database kept in `dir`: loads `schema.json`, every table's
+    /// checkpoint, and replays the log. Corruption is an error naming the file and offset
+    /// (unless `options.salvage` asks to start from what is valid); a torn last log entry is
+    /// cut off and reported in [`recovery_report`](Self::recovery_report).
+    pub fn open_with(dir: impl AsRef<Path>, config: Config, options: PersistOptions) -> Result<Database> {
+        let (persist, recovered) = crate::persist::open_dir(dir.as_ref(), options)?;
+        let reclaimer = Arc::new(Reclaimer::default());
+        let mut tables: Vec<Arc<TableData>> = recovered.tables.into_iter().map(Arc::new).collect();
+        tables.sort_by_key(|t| t.id);
+        let stored_bytes = tables.iter().map(|t| table_bytes(t)).sum();
+        reclaimer.publish(recovered.seq, Vec::new());
+        let snapshot = Snapshot {
+            seq: CommitSeq(recovered.seq),
+            catalog: Arc::new(recovered.catalog),
+            tables: Arc::new(tables),
+            stored_bytes,
+            reclaimer: reclaimer.clone(),
+        };
+        let persist = Arc::new(persist);
+        let db = Database {
+            shared: Arc::new(Shared {
+                current: ArcSwap::from_pointee(snapshot),
+                reclaimer,
+                commit_lock: Mutex::new(()),
+                config,
+                stats: Stats::default(),
+                persist: Some(persist.clone()),
+            }),
+        };
+        if persist.durability() == Durability::CheckpointOnly && persist.report().log_entries > 0 {
+            // A log left by a run with another durability: fold it into a checkpoint, after
+            // which it is removed.
+            db.checkpoint()?;
+        }
+        spawn_flusher(&db);
+        Ok(db)
+    }
+
+    /// Writes every logged commit to disk and fsyncs once; returns the newest durable commit.
+    /// A no-op for in-memory databases.
+    pub fn sync(&self) -> Result<CommitSeq> {
+        match &self.shared.persist {
+            Some(p) => Ok(CommitSeq(p.sync()?)),
+            None => Ok(self.snapshot().seq),
+        }
+    }
+
+    /// Writes a checkpoint of every table from the latest snapshot and makes it current,
+    /// removing what it replaces. Readers and writers are not blocked. Returns false when a
+    /// checkpoint was already running (or the database is in memory only).
+    pub fn checkpoint(&self) -> Result<bool> {
+        match &self.shared.persist {
+            Some(p) => {
+                let snap = self.snapshot();
+                Ok(p.checkpoint(&snap)?)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Starts [`checkpoint`](Self::checkpoint) on a background thread; returns at once.
+    pub fn checkpoint_in_background(&self) -> std::thread::JoinHandle<Result<bool>> {
+        let db = self.clone();
+        std::thread::Builder::new()
+            .name("tabledb-checkpoint".into())
+            .spawn(move || db.checkpoint())
+            .expect("spawning a thread")
+    }
+
+    /// What persistence has done; `None` for in-memory databases.
+    pub fn persistence_status(&self) -> Option<PersistStatus> {
+        self.shared.persist.as_ref().map(|p| p.status())
+    }
+
+    /// What opening the data directory found; `None` for in-memory databases.
+    pub fn recovery_report(&self) -> Option<&RecoveryReport> {
+        self.shared.persist.as_ref().map(|p| p.report())
+    }
+
+    /// The durability mode; `None` for in-memory databases.
+    pub fn durability(&self) -> Option<Durability> {
+        self.shared.persist.as_ref().map(|p| p.durability())
+    }
+
+    /// The data directory; `None` for in-memory databases.
+    pub fn dir(&self) -> Option<&Path> {
+        self.shared.persist.as_ref().map(|p| p.dir())
     }
 
     /// The latest committed snapshot: one atomic load, no lock.
@@ -175,29 +340,46 @@ impl Database {
 
     // ---- DDL ----
 
-    /// Runs a schema change under the commit lock and publishes its result. `f` checks
-    /// everything before it builds anything with the writer, so an error leaves nothing to
-    /// undo.
-    fn ddl<R>(
-        &self,
-        f: impl FnOnce(&Snapshot, &mut Catalog, &mut Vec<Arc<TableData>>, &mut Writer) -> Result<R>,
-    ) -> Result<R> {
+    /// Runs a schema change under the commit lock, makes it durable, and publishes it. `f`
+    /// checks everything before it builds anything, so most errors leave nothing to undo; if
+    /// persisting fails, the trees it built are freed.
+    fn ddl<R>(&self, f: impl FnOnce(&mut Ddl<'_>) -> Result<R>) -> Result<R> {
         self.shared.check_writable()?;
         let lock = self.shared.lock_commits();
         let current = self.shared.current.load_full();
-        let mut catalog = (*current.catalog).clone();
-        let mut tables = (*current.tables).clone();
-        let mut writer = Writer::new(current.seq.0 + 1);
-        let out = f(&current, &mut catalog, &mut tables, &mut writer)?;
-        let stored_bytes = tables.iter().map(|t| table_bytes(t)).sum();
+        let mut d = Ddl {
+            current: &current,
+            catalog: (*current.catalog).clone(),
+            tables: (*current.tables).clone(),
+            w: Writer::new(current.seq.0 + 1),
+            rewritten: Vec::new(),
+            built: Vec::new(),
+        };
+        let out = match f(&mut d) {
+            Ok(out) => out,
+            Err(e) => {
+                d.discard();
+                return Err(e);
+            }
+        };
+        let stored_bytes = d.tables.iter().map(|t| table_bytes(t)).sum();
         let next = Snapshot {
             seq: CommitSeq(current.seq.0 + 1),
-            catalog: Arc::new(catalog),
-            tables: Arc::new(tables),
+            catalog: Arc::new(std::mem::take(&mut d.catalog)),
+            tables: Arc::new(d.tables.clone()),
             stored_bytes,
             reclaimer: self.shared.reclaimer.clone(),
         };
-        self.shared.publish(&lock, (next, writer), &[])?;
+        if let Some(p) = &self.shared.persist
+            && let Err(e) = p.persist_ddl(&next, &d.rewritten)
+        {
+            drop(next);
+            d.discard();
+            return Err(e.into());
+        }
+        let writer = std::mem::replace(&mut d.w, Writer::new(0));
+        drop(d);
+        self.shared.publish(&lock, (next, writer), &[]);
         self.shared.stats.count_ddl();
         Ok(out)
     }
@@ -205,9 +387,9 @@ impl Database {
     /// Creates a table from a schema. Field types must be built-in, strings, arrays, or
     /// composite types registered in this database.
     pub fn create_table_schema(&self, schema: TableSchema) -> Result<TableId> {
-        self.ddl(|current, catalog, tables, _| {
+        self.ddl(|d| {
             for f in &schema.fields {
-                let known = catalog.types.resolve(&f.layout.name)?;
+                let known = d.catalog.types.resolve(&f.layout.name)?;
                 if *known != *f.layout {
                     return Err(Error::Schema(SchemaError::FieldType {
                         field: f.name.clone(),
@@ -215,24 +397,25 @@ impl Database {
                     }));
                 }
             }
-            add_table(&self.shared.config, current, catalog, tables, schema)
+            add_table(&self.shared.config, d, schema)
         })
     }
 
     /// Creates a table from field definitions: `("hp", "u32")`, `("name", "string")` ...
     pub fn create_table_from_defs(&self, name: &str, fields: &[FieldDef]) -> Result<TableId> {
-        self.ddl(|current, catalog, tables, _| {
-            let schema = TableSchema::from_defs(name, fields, &mut catalog.types)?;
-            add_table(&self.shared.config, current, catalog, tables, schema)
+        self.ddl(|d| {
+            let schema = TableSchema::from_defs(name, fields, &mut d.catalog.types)?;
+            add_table(&self.shared.config, d, schema)
         })
     }
 
-    /// Creates the table of a derived type and returns its typed handle.
+    /// Creates the table of a derived type and returns its typed handle. Refused when a table
+    /// of that name exists; see [`ensure_table`](Self::ensure_table) to open or migrate one.
     pub fn create_table<T: Table>(&self) -> Result<TableRef<T>> {
-        self.ddl(|current, catalog, tables, _| {
-            let schema = TableSchema::of::<T>(&mut catalog.types)?;
+        self.ddl(|d| {
+            let schema = TableSchema::of::<T>(&mut d.catalog.types)?;
             let fingerprint = schema.fingerprint();
-            let id = add_table(&self.shared.config, current, catalog, tables, schema)?;
+            let id = add_table(&self.shared.config, d, schema)?;
             Ok(TableRef { id, fingerprint, _t: PhantomData })
         })
     }
@@ -254,20 +437,69 @@ impl Database {
         Ok(TableRef { id: data.id, fingerprint: data.fingerprint, _t: PhantomData })
     }
 
+    /// The typed handle of `T`'s table: created when missing, opened when it matches, and
+    /// migrated when the stored fields differ only safely — fields added in the program are
+    /// added (zeroed), fields no longer in the program are removed, fields are reordered —
+    /// while every field present in both keeps its type. Any other difference (a field whose
+    /// type changed) is refused with an error that names it; nothing is changed then.
+    pub fn ensure_table<T: Table>(&self) -> Result<TableRef<T>> {
+        self.ddl(|d| {
+            let schema = TableSchema::of::<T>(&mut d.catalog.types)?;
+            let fingerprint = schema.fingerprint();
+            let Some(&id) = d.catalog.names.get(T::NAME) else {
+                let id = add_table(&self.shared.config, d, schema)?;
+                return Ok(TableRef { id, fingerprint, _t: PhantomData });
+            };
+            let data = d.current.table_data(id).expect("named tables exist").clone();
+            if data.fingerprint == fingerprint {
+                return Ok(TableRef { id, fingerprint, _t: PhantomData });
+            }
+            for f in &schema.fields {
+                if let Some(old) = data.schema.field(&f.name)
+                    && old.type_id != f.type_id
+                {
+                    return Err(Error::SchemaMismatch {
+                        table: T::NAME.to_owned(),
+                        type_name: std::any::type_name::<T>(),
+                        detail: format!(
+                            "field `{}` is `{}` in the program but `{}` stored; changing a field's type is not migrated automatically ({})",
+                            f.name,
+                            f.layout.name,
+                            old.layout.name,
+                            schema_diff(&schema, &data.schema)
+                        ),
+                    });
+                }
+            }
+            if let Some(r) = d.catalog.relations.values().find(|r| {
+                schema.field(&r.from_field).is_none() && r.from_table == T::NAME
+                    || schema.field(&r.to_field).is_none() && r.to_table == T::NAME && r.to_field != crate::schema::ID_FIELD
+            }) {
+                return Err(Error::Constraint {
+                    relation: r.name.clone(),
+                    detail: format!("migrating `{}` would remove a field this relation uses", T::NAME),
+                });
+            }
+            tracing::info!(table = T::NAME, changes = %schema_diff(&schema, &data.schema), "migrating table");
+            let rebuilt = rewrite(&data, schema, d.current.seq, &mut d.w);
+            d.replace(rebuilt, true);
+            Ok(TableRef { id, fingerprint, _t: PhantomData })
+        })
+    }
+
     /// Drops a table and its records. Refused while a relation refers to it.
     pub fn drop_table(&self, table: &str) -> Result<()> {
-        self.ddl(|current, catalog, tables, w| {
-            let data = current.find(table)?;
-            let id = data.id;
-            if let Some(r) = catalog.relations.values().find(|r| r.touches_table(table)) {
+        self.ddl(|d| {
+            let data = d.current.find(table)?.clone();
+            if let Some(r) = d.catalog.relations.values().find(|r| r.touches_table(table)) {
                 return Err(Error::Constraint {
                     relation: r.name.clone(),
                     detail: format!("table `{table}` is part of this relation; drop the relation first"),
                 });
             }
-            catalog.names.remove(table);
-            tables.retain(|t| t.id != id);
-            data.retire_tree(w);
+            d.catalog.names.remove(table);
+            d.tables.retain(|t| t.id != data.id);
+            data.retire_tree(&mut d.w);
             Ok(())
         })
     }
@@ -275,15 +507,17 @@ impl Database {
     /// Adds a field at the end of a table's records. Existing records are rewritten in the
     /// same commit with the new field zeroed.
     pub fn add_field(&self, table: &str, field: &FieldDef) -> Result<()> {
-        self.ddl(|current, catalog, tables, w| {
-            let data = current.find(table)?;
-            let layout = catalog
+        self.ddl(|d| {
+            let data = d.current.find(table)?.clone();
+            let layout = d
+                .catalog
                 .types
                 .resolve_spec(&field.ty, field.max_len)
                 .map_err(|source| SchemaError::FieldType { field: field.name.clone(), source })?;
             let mut schema = (*data.schema).clone();
             schema.add_field(&field.name, layout)?;
-            replace_table(tables, rewrite(data, schema, current.seq, w), w);
+            let rebuilt = rewrite(&data, schema, d.current.seq, &mut d.w);
+            d.replace(rebuilt, true);
             Ok(())
         })
     }
@@ -291,9 +525,9 @@ impl Database {
     /// Removes a field from a table. Existing records are rewritten in the same commit. A
     /// table keeps at least one field; a field that a relation uses cannot be removed.
     pub fn remove_field(&self, table: &str, field: &str) -> Result<()> {
-        self.ddl(|current, catalog, tables, w| {
-            let data = current.find(table)?;
-            if let Some(r) = catalog.relations.values().find(|r| r.touches_field(table, field)) {
+        self.ddl(|d| {
+            let data = d.current.find(table)?.clone();
+            if let Some(r) = d.catalog.relations.values().find(|r| r.touches_field(table, field)) {
                 return Err(Error::Constraint {
                     relation: r.name.clone(),
                     detail: format!(
@@ -303,32 +537,33 @@ impl Database {
             }
             let mut schema = (*data.schema).clone();
             schema.remove_field(field)?;
-            replace_table(tables, rewrite(data, schema, current.seq, w), w);
+            let rebuilt = rewrite(&data, schema, d.current.seq, &mut d.w);
+            d.replace(rebuilt, true);
             Ok(())
         })
     }
 
     /// Drops the soft-deleted records of a table, reclaiming their memory. Ids are kept.
     pub fn compact_table(&self, table: &str) -> Result<()> {
-        self.ddl(|current, _, tables, w| {
-            let data = current.find(table)?;
-            let compacted = data.compacted(w);
-            replace_table(tables, compacted, w);
+        self.ddl(|d| {
+            let data = d.current.find(table)?.clone();
+            let compacted = data.compacted(&mut d.w);
+            d.replace(compacted, false);
             Ok(())
         })
     }
 
     /// Registers a composite type described at run time.
     pub fn register_type(&self, def: TypeDef) -> Result<Arc<TypeLayout>> {
-        self.ddl(|_, catalog, _, _| {
-            let count = catalog.types.composites().count();
+        self.ddl(|d| {
+            let count = d.catalog.types.composites().count();
             if count >= self.shared.config.max_types {
                 return Err(Error::LimitReached {
                     what: "types",
                     limit: self.shared.config.max_types as u64,
                 });
             }
-            Ok(catalog.types.register_type(def)?)
+            Ok(d.catalog.types.register_type(def)?)
         })
     }
 
@@ -343,19 +578,19 @@ impl Database {
         to_table: &str,
         to_field: &str,
     ) -> Result<Relation> {
-        self.ddl(|current, catalog, _, _| {
-            if catalog.relations.len() >= self.shared.config.max_relations {
+        self.ddl(|d| {
+            if d.catalog.relations.len() >= self.shared.config.max_relations {
                 return Err(Error::LimitReached {
                     what: "relations",
                     limit: self.shared.config.max_relations as u64,
                 });
             }
-            let id = RelationId(catalog.next_relation_id + 1);
+            let id = RelationId(d.catalog.next_relation_id + 1);
             let name = match name {
                 Some(n) => n.to_owned(),
                 None => default_relation_name(from_table, from_field, id),
             };
-            if catalog.relations.values().any(|r| r.name == name) {
+            if d.catalog.relations.values().any(|r| r.name == name) {
                 return Err(Error::Constraint {
                     relation: name,
                     detail: "a relation with this name exists".into(),
@@ -369,17 +604,17 @@ impl Database {
                 to_table: to_table.to_owned(),
                 to_field: to_field.to_owned(),
             };
-            relation.validate(|t| current.find(t).ok().map(|d| &*d.schema))?;
-            crate::relations::check_existing(current, &relation)?;
-            catalog.next_relation_id = id.0;
-            catalog.relations.insert(id, relation.clone());
+            relation.validate(|t| d.current.find(t).ok().map(|t| &*t.schema))?;
+            crate::relations::check_existing(d.current, &relation)?;
+            d.catalog.next_relation_id = id.0;
+            d.catalog.relations.insert(id, relation.clone());
             Ok(relation)
         })
     }
 
     /// Drops a relation.
     pub fn drop_relation(&self, id: RelationId) -> Result<Relation> {
-        self.ddl(|_, catalog, _, _| catalog.relations.remove(&id).ok_or(Error::UnknownRelation(id.0)))
+        self.ddl(|d| d.catalog.relations.remove(&id).ok_or(Error::UnknownRelation(id.0)))
     }
 
     // ---- single-operation transactions ----
@@ -460,38 +695,25 @@ fn default_relation_name(from_table: &str, from_field: &str, id: RelationId) -> 
     if validate_name(&name).is_ok() { name } else { format!("relation_{}", id.0) }
 }
 
-fn add_table(
-    config: &Config,
-    current: &Snapshot,
-    catalog: &mut Catalog,
-    tables: &mut Vec<Arc<TableData>>,
-    schema: TableSchema,
-) -> Result<TableId> {
-    if catalog.names.contains_key(&schema.name) {
+fn add_table(config: &Config, d: &mut Ddl<'_>, schema: TableSchema) -> Result<TableId> {
+    if d.catalog.names.contains_key(&schema.name) {
         return Err(Error::TableExists(schema.name));
     }
-    if catalog.names.len() >= config.max_tables {
+    if d.catalog.names.len() >= config.max_tables {
         return Err(Error::LimitReached { what: "tables", limit: config.max_tables as u64 });
     }
     let id = TableId(
-        catalog
+        d.catalog
             .next_table_id
             .checked_add(1)
             .ok_or(Error::LimitReached { what: "table ids", limit: u32::MAX as u64 })?,
     );
-    catalog.next_table_id = id.0;
-    catalog.names.insert(schema.name.clone(), id);
-    let data = TableData::new(id, Arc::new(schema), current.seq.0 + 1);
-    let pos = tables.partition_point(|t| t.id < id);
-    tables.insert(pos, Arc::new(data));
+    d.catalog.next_table_id = id.0;
+    d.catalog.names.insert(schema.name.clone(), id);
+    let data = TableData::new(id, Arc::new(schema), d.current.seq.0 + 1);
+    let pos = d.tables.partition_point(|t| t.id < id);
+    d.tables.insert(pos, Arc::new(data));
     Ok(id)
-}
-
-/// Puts a rebuilt table in place of the old one, whose whole tree is retired.
-fn replace_table(tables: &mut [Arc<TableData>], data: TableData, w: &mut Writer) {
-    let i = tables.binary_search_by_key(&data.id, |t| t.id).expect("the table exists");
-    tables[i].retire_tree(w);
-    tables[i] = Arc::new(data);
 }
 
 /// The table's records under a new schema: fields present in both keep their values, new
@@ -537,4 +759,30 @@ pub(crate) fn schema_diff(expected: &TableSchema, actual: &TableSchema) -> Strin
         out.push("the field order differs".to_owned());
     }
     out.join("; ")
+}
+
+/// Starts the background thread that syncs the log (with `Durability::Async`) and starts
+/// checkpoints when enough log has accumulated. It ends once the database is dropped.
+fn spawn_flusher(db: &Database) {
+    let Some(persist) = &db.shared.persist else { return };
+    let interval = persist.background_flush().unwrap_or(std::time::Duration::from_millis(100));
+    let weak: Weak<Shared> = Arc::downgrade(&db.shared);
+    let spawned = std::thread::Builder::new().name("tabledb-flush".into()).spawn(move || {
+        loop {
+            std::thread::sleep(interval);
+            let Some(shared) = weak.upgrade() else { return };
+            let Some(p) = &shared.persist else { return };
+            if p.background_flush().is_some() {
+                // Errors are recorded in the status and logged by `sync`.
+                let _ = p.sync();
+            }
+            if p.checkpoint_due() {
+                let snap = shared.current.load_full();
+                let _ = p.checkpoint(&snap);
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the log flusher thread");
+    }
 }

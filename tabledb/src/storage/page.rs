@@ -308,6 +308,20 @@ impl PageMut<'_> {
     }
 }
 
+impl PageMut<'_> {
+    /// Stores records at consecutive positions from `start` of a dense page (for bulk
+    /// loading); they become live.
+    pub fn write_run(&mut self, start: usize, records: &[u8], geom: &Geometry, w: &mut Writer) {
+        let rs = geom.record_size;
+        let n = records.len() / rs;
+        debug_assert!(n > 0 && records.len() == n * rs);
+        debug_assert!(!self.slot.is_sparse());
+        self.ensure_slot(start + n - 1, geom, w);
+        self.slot.data_mut(rs)[start * rs..(start + n) * rs].copy_from_slice(records);
+        self.slot.live |= low_bits(start + n) & !low_bits(start);
+    }
+}
+
 /// Live positions of a page and their storage slots.
 #[derive(Clone, Copy, Debug)]
 pub struct LiveSlots {

@@ -31,6 +31,11 @@ impl IdAllocator {
     pub fn peek(&self) -> u64 {
         self.next.load(Ordering::Relaxed)
     }
+
+    /// Makes sure no id below `next` is handed out (after recovery).
+    pub fn advance_to(&self, next: u64) {
+        self.next.fetch_max(next, Ordering::Relaxed);
+    }
 }
 
 /// What [`TableData::prefetch`] fetches.
@@ -140,6 +145,28 @@ impl TableData {
         self.stored += (page.slot.len() - before) as u64;
         self.live += 1;
         self.end_pos = self.end_pos.max(pos + 1);
+    }
+
+    /// Stores live records with consecutive ids from `first`, for bulk loading into a table
+    /// with no records at those positions.
+    pub fn load_run(&mut self, w: &mut Writer, first: RecordId, records: &[u8]) {
+        let rs = self.geom.record_size;
+        let ids = self.geom.ids_per_page();
+        let mut pos = first.pos().expect("record ids start at 1");
+        let geom = self.geom;
+        let mut rest = records;
+        while !rest.is_empty() {
+            let (page_index, in_page) = geom.split(pos);
+            let n = (ids - in_page).min(rest.len() / rs);
+            let mut page = self.tree.page_mut(page_index, w);
+            let before = page.slot.len();
+            page.write_run(in_page, &rest[..n * rs], &geom, w);
+            self.stored += (page.slot.len() - before) as u64;
+            self.live += n as u64;
+            pos += n as u64;
+            rest = &rest[n * rs..];
+        }
+        self.end_pos = self.end_pos.max(pos);
     }
 
     /// The live record `id`, mutably, after copying its page and path if another commit made

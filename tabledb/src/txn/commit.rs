@@ -10,27 +10,28 @@ use crate::storage::reclaim::Writer;
 use crate::storage::snapshot::Snapshot;
 use crate::storage::table_data::{Prefetch, TableData};
 
-pub(super) fn commit(mut tx: Transaction) -> Result<CommitInfo> {
+pub(super) fn commit(mut tx: Transaction, wait: bool) -> Result<CommitInfo> {
     let mut stages = std::mem::take(&mut tx.stages);
     stages.retain(|s| !s.changes.is_empty());
     if stages.is_empty() {
         return Ok(CommitInfo { seq: tx.start.seq, read_only: true });
     }
     let shared = tx.shared.clone();
-    let result = shared.check_writable().and_then(|()| {
+    let result = shared.check_commit().and_then(|()| {
         let lock = shared.lock_commits();
         let current = shared.current.load_full();
-        let checked = check(&tx, &stages, &current, &shared.config);
-        checked.and_then(|()| {
-            let next = apply(&stages, &current, &shared.stats);
-            let seq = next.0.seq;
-            shared.publish(&lock, next, &stages)?;
-            Ok(seq)
-        })
+        check(&tx, &stages, &current, &shared.config)?;
+        let next = apply(&stages, &current, &shared.stats);
+        let seq = next.0.seq;
+        shared.publish(&lock, next, &stages);
+        Ok(seq)
     });
     match result {
         Ok(seq) => {
             shared.stats.count_commit();
+            if wait {
+                shared.acknowledge(seq)?;
+            }
             Ok(CommitInfo { seq, read_only: false })
         }
         Err(e) => {

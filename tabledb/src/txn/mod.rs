@@ -345,8 +345,17 @@ impl Transaction {
     /// Aborts the transaction: nothing it staged is kept. Same as dropping it.
     pub fn abort(self) {}
 
-    /// Validates and publishes the transaction. See the [module documentation](self).
+    /// Validates and publishes the transaction (see the [module documentation](self)), and
+    /// for a database opened with [`Durability::Tick`](crate::persist::Durability::Tick)
+    /// returns once the commit is durable (sharing one fsync with concurrent commits).
     pub fn commit(self) -> Result<CommitInfo> {
-        commit::commit(self)
+        commit::commit(self, true)
+    }
+
+    /// Validates and publishes the transaction without waiting for durability: the commit is
+    /// in the log's buffer, durable after the next [`Database::sync`](crate::Database::sync)
+    /// (which the runtime performs every tick).
+    pub fn commit_no_wait(self) -> Result<CommitInfo> {
+        commit::commit(self, false)
     }
 }
