@@ -53,3 +53,8 @@ pub use types::FixedStr;
 pub mod __private {
     pub use core;
 }
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
