@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! cargo run --release -p tabledb-bench -- engine [--records N] [--json FILE]
+//! cargo run --release -p tabledb-bench -- persist [--records N] [--json FILE]
 //! ```
 
 mod alloc;
 mod engine;
 mod harness;
+mod persist;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +46,12 @@ enum Suite {
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
     },
+    /// Persistence: checkpoint writing, recovery, durable writes through group commit.
+    Persist {
+        /// Records in the table.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+    },
 }
 
 fn main() -> std::io::Result<()> {
@@ -56,6 +64,7 @@ fn main() -> std::io::Result<()> {
     let mut report = harness::Report::new(cli.json.clone());
     match cli.suite {
         Suite::Engine { records } => engine::run(records, &plan, &mut report, cli.only.as_deref()),
+        Suite::Persist { records } => persist::run(records, &plan, &mut report, cli.only.as_deref()),
     }
     report.finish()
 }

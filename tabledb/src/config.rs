@@ -6,7 +6,9 @@
 pub struct Config {
     /// Live records one table may hold.
     pub max_records_per_table: u64,
-    /// Bytes of stored records (live and soft-deleted, `count * record_size`) over all tables.
+    /// Bytes of stored record slots over all tables (`slots * record_size`): live and
+    /// soft-deleted records, and the zeroed slots of ids handed to transactions that did not
+    /// commit, below a committed id of the same page. Compaction drops all but the live ones.
     pub max_database_bytes: u64,
     /// Tables a database may hold.
     pub max_tables: usize,

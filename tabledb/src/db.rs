@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 
@@ -23,12 +23,20 @@ use crate::types::{FieldType, TypeDef, TypeLayout};
 
 /// State shared by a database handle and its transactions.
 pub(crate) struct Shared {
-    pub(crate) current: ArcSwap<Snapshot>,
+    /// Shared with the background flusher, which must not keep the rest of `Shared` alive.
+    pub(crate) current: Arc<ArcSwap<Snapshot>>,
     pub(crate) reclaimer: Arc<Reclaimer>,
     commit_lock: Mutex<()>,
     pub(crate) config: Config,
     pub(crate) stats: Stats,
     pub(crate) persist: Option<Arc<Persistence>>,
+    /// The background log flusher, stopped and joined when the database closes.
+    flusher: Mutex<Option<Flusher>>,
+}
+
+struct Flusher {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Shared {
@@ -85,6 +93,14 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        // Stop the flusher first, so that when this returns nothing holds the persistence
+        // (and the directory lock) any more.
+        if let Some(f) = self.flusher.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            drop(f.stop);
+            if f.thread.join().is_err() {
+                tracing::error!("the log flusher thread panicked");
+            }
+        }
         if let Some(p) = &self.persist
             && let Err(e) = p.sync()
         {
@@ -194,12 +210,13 @@ impl Database {
         let reclaimer = Arc::new(Reclaimer::default());
         Database {
             shared: Arc::new(Shared {
-                current: ArcSwap::from_pointee(Snapshot::empty(reclaimer.clone())),
+                current: Arc::new(ArcSwap::from_pointee(Snapshot::empty(reclaimer.clone()))),
                 reclaimer,
                 commit_lock: Mutex::new(()),
                 config,
                 stats: Stats::default(),
                 persist: None,
+                flusher: Mutex::new(None),
             }),
         }
     }
@@ -233,12 +250,13 @@ impl Database {
         let persist = Arc::new(persist);
         let db = Database {
             shared: Arc::new(Shared {
-                current: ArcSwap::from_pointee(snapshot),
+                current: Arc::new(ArcSwap::from_pointee(snapshot)),
                 reclaimer,
                 commit_lock: Mutex::new(()),
                 config,
                 stats: Stats::default(),
                 persist: Some(persist.clone()),
+                flusher: Mutex::new(None),
             }),
         };
         if persist.durability() == Durability::CheckpointOnly && persist.report().log_entries > 0 {
@@ -518,6 +536,13 @@ impl Database {
             schema.add_field(&field.name, layout)?;
             let rebuilt = rewrite(&data, schema, d.current.seq, &mut d.w);
             d.replace(rebuilt, true);
+            // Wider records take more bytes; the database byte limit holds for them too (on
+            // error, `ddl` frees the rebuilt table).
+            let limit = self.shared.config.max_database_bytes;
+            let bytes: u64 = d.tables.iter().map(|t| table_bytes(t)).sum();
+            if bytes > limit && bytes > d.current.stored_bytes {
+                return Err(Error::LimitReached { what: "database bytes", limit });
+            }
             Ok(())
         })
     }
@@ -762,27 +787,29 @@ pub(crate) fn schema_diff(expected: &TableSchema, actual: &TableSchema) -> Strin
 }
 
 /// Starts the background thread that syncs the log (with `Durability::Async`) and starts
-/// checkpoints when enough log has accumulated. It ends once the database is dropped.
+/// checkpoints when enough log has accumulated. The database stops and joins it when it
+/// closes; it holds only the persistence and the current snapshot, never the database.
 fn spawn_flusher(db: &Database) {
-    let Some(persist) = &db.shared.persist else { return };
+    let Some(persist) = db.shared.persist.clone() else { return };
     let interval = persist.background_flush().unwrap_or(std::time::Duration::from_millis(100));
-    let weak: Weak<Shared> = Arc::downgrade(&db.shared);
+    let current = db.shared.current.clone();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new().name("tabledb-flush".into()).spawn(move || {
-        loop {
-            std::thread::sleep(interval);
-            let Some(shared) = weak.upgrade() else { return };
-            let Some(p) = &shared.persist else { return };
-            if p.background_flush().is_some() {
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+            if persist.background_flush().is_some() {
                 // Errors are recorded in the status and logged by `sync`.
-                let _ = p.sync();
+                let _ = persist.sync();
             }
-            if p.checkpoint_due() {
-                let snap = shared.current.load_full();
-                let _ = p.checkpoint(&snap);
+            if persist.checkpoint_due() {
+                let snap = current.load_full();
+                let _ = persist.checkpoint(&snap);
             }
         }
     });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "could not start the log flusher thread");
+    match spawned {
+        Ok(thread) => {
+            *db.shared.flusher.lock().unwrap_or_else(|e| e.into_inner()) = Some(Flusher { stop, thread })
+        }
+        Err(e) => tracing::error!(error = %e, "could not start the log flusher thread"),
     }
 }

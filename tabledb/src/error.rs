@@ -2,7 +2,6 @@
 
 use crate::ids::RecordId;
 use crate::schema::SchemaError;
-use crate::table::ViewError;
 use crate::types::TypeError;
 
 /// Everything that can go wrong in a database operation. Every error leaves the database as it
@@ -22,12 +21,6 @@ pub enum Error {
     Schema(#[from] SchemaError),
     #[error(transparent)]
     Type(#[from] TypeError),
-    #[error("record of table `{table}`: {source}")]
-    InvalidRecord {
-        table: String,
-        #[source]
-        source: ViewError,
-    },
     #[error("transaction conflict on table `{table}`{}: {reason}", id.map(|i| format!(", record {i}")).unwrap_or_default())]
     Conflict { table: String, id: Option<RecordId>, reason: &'static str },
     #[error("{what} limit reached: {limit}")]
@@ -71,7 +64,7 @@ impl Error {
             | Error::Conflict { .. }
             | Error::Constraint { .. }
             | Error::SchemaMismatch { .. } => ErrorKind::Conflict,
-            Error::Schema(_) | Error::Type(_) | Error::InvalidRecord { .. } => ErrorKind::BadInput,
+            Error::Schema(_) | Error::Type(_) => ErrorKind::BadInput,
             Error::LimitReached { .. } => ErrorKind::Limit,
             Error::Persistence(_) | Error::WritesStopped(_) => ErrorKind::Unavailable,
         }
@@ -89,7 +82,6 @@ impl Error {
             Error::Type(TypeError::UnknownType(_)) => "unknown_type",
             Error::Type(TypeError::DuplicateType(_)) => "type_exists",
             Error::Type(_) => "invalid_type",
-            Error::InvalidRecord { .. } => "invalid_record",
             Error::Conflict { .. } => "conflict",
             Error::LimitReached { .. } => "limit_reached",
             Error::UnknownRelation(_) => "unknown_relation",

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::format::{CHECKPOINT_HEADER_LEN, CheckpointHeader};
 use super::manifest::{CheckpointEntry, checkpoint_file_name};
-use super::vfs::Storage;
+use super::vfs::{Storage, WriteFile};
 use crate::ids::{RecordId, TableId};
 use crate::schema::TableSchema;
 use crate::storage::reclaim::Writer;
@@ -19,15 +19,16 @@ use crate::storage::table_data::{IdAllocator, TableData};
 /// Bytes written per call while streaming records.
 const WRITE_CHUNK: usize = 1 << 20;
 
-/// Writes `data/<table>.<generation>.bin` for `table` as of commit `seq` and makes it durable
-/// (the caller makes the directory entry durable).
+/// Writes `data/<table>.<generation>.bin` for `table` as of commit `seq`; returns its entry and
+/// the file, which the caller fsyncs (a failed fsync stops writes) before making the directory
+/// entry durable.
 pub fn write(
     storage: &dyn Storage,
     data_dir: &Path,
     table: &TableData,
     generation: u64,
     seq: u64,
-) -> io::Result<CheckpointEntry> {
+) -> io::Result<(CheckpointEntry, Box<dyn WriteFile>)> {
     let rs = table.geom.record_size;
     // First pass: count, id runs and checksum, so the header can go first.
     let mut runs: Vec<(u64, u64)> = Vec::new();
@@ -78,15 +79,15 @@ pub fn write(
     }
     buf.extend_from_slice(&run_bytes);
     out.write_all(&buf)?;
-    out.sync()?;
-    Ok(CheckpointEntry {
+    let entry = CheckpointEntry {
         file,
         generation,
         seq,
         records: count,
         crc32: header.body_crc,
         bytes: header.file_len().expect("sizes of a table in memory fit u64"),
-    })
+    };
+    Ok((entry, out))
 }
 
 /// Rebuilds a table from the bytes of its checkpoint file, verifying them first: header,

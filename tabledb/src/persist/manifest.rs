@@ -69,6 +69,10 @@ pub struct Manifest {
     pub types: Vec<TypeDef>,
     pub tables: Vec<TableEntry>,
     pub relations: Vec<Relation>,
+    /// CRC32 of the document's compact JSON with this field 0, set by [`to_json`](Self::to_json)
+    /// and checked by [`from_json`](Self::from_json): without it, a flipped bit in a name or a
+    /// number would still be valid JSON and silently describe another database.
+    pub checksum: u32,
 }
 
 impl Manifest {
@@ -83,6 +87,7 @@ impl Manifest {
             types: Vec::new(),
             tables: Vec::new(),
             relations: Vec::new(),
+            checksum: 0,
         }
     }
 
@@ -114,11 +119,22 @@ impl Manifest {
             types: catalog.types.composites().filter_map(|t| catalog.types.type_def(&t.name)).collect(),
             tables: entries,
             relations: catalog.relations.values().cloned().collect(),
+            checksum: 0,
         }
     }
 
+    /// The checksum of the content: the CRC32 of the compact JSON with `checksum` 0 (compact,
+    /// so that it does not depend on how the file is indented).
+    fn content_checksum(&self) -> u32 {
+        let mut m = self.clone();
+        m.checksum = 0;
+        crc32fast::hash(&serde_json::to_vec(&m).expect("a manifest always serializes"))
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
+        let mut m = self.clone();
+        m.checksum = self.content_checksum();
+        let mut out = serde_json::to_vec_pretty(&m).expect("a manifest always serializes");
         out.push(b'\n');
         out
     }
@@ -130,6 +146,13 @@ impl Manifest {
             return Err(format!(
                 "schema.json: format_version {} is not supported (this build reads {MANIFEST_VERSION})",
                 m.format_version
+            ));
+        }
+        let expect = m.content_checksum();
+        if m.checksum != expect {
+            return Err(format!(
+                "schema.json: checksum {:#010x} does not match the content ({expect:#010x}): the file is damaged",
+                m.checksum
             ));
         }
         Ok(m)

@@ -257,10 +257,17 @@ impl Persistence {
     /// Refuses a commit before it is applied if it could not be logged.
     pub fn check_commit(&self) -> Result<(), PersistError> {
         self.stop.check()?;
-        match &self.wal {
-            Some(wal) => wal.has_room(),
-            None => Ok(()),
-        }
+        let Some(wal) = &self.wal else { return Ok(()) };
+        wal.has_room().or_else(|full| {
+            // Only writing the log drains its buffer. Without a runtime or a background flush
+            // nothing else would, and commits would be refused forever after the disk has room
+            // again; so try once.
+            match self.sync() {
+                Ok(_) => wal.has_room(),
+                Err(e @ PersistError::Stopped(_)) => Err(e),
+                Err(_) => Err(full),
+            }
+        })
     }
 
     pub fn check_writable(&self) -> Result<(), PersistError> {
@@ -336,16 +343,46 @@ impl Persistence {
         *lock(&self.last_error) = Some(e.to_string());
     }
 
+    /// Stops writes after a failed fsync of `path` (a file, or a directory's entries) and
+    /// returns the error saying so: the kernel may have dropped the data, and a retry could
+    /// report success for bytes that never reach the disk.
+    fn fsync_failed(&self, path: &Path, e: std::io::Error) -> PersistError {
+        let reason = format!(
+            "fsync of {} failed: {e}; writes are stopped so nothing is acknowledged that may not be on disk",
+            path.display()
+        );
+        self.stop.set(reason.clone());
+        PersistError::Stopped(reason)
+    }
+
+    /// Writes the checkpoint of `table` as of commit `seq` and fsyncs it.
+    fn write_checkpoint(
+        &self,
+        table: &crate::storage::table_data::TableData,
+        generation: u64,
+        seq: u64,
+    ) -> Result<manifest::CheckpointEntry, PersistError> {
+        let data_dir = self.data_dir();
+        let path = data_dir.join(manifest::checkpoint_file_name(table.name(), generation));
+        let (entry, mut file) = checkpoint::write(&*self.storage, &data_dir, table, generation, seq)
+            .map_err(|e| PersistError::io(&path, "write checkpoint", e))?;
+        file.sync().map_err(|e| self.fsync_failed(&path, e))?;
+        Ok(entry)
+    }
+
     /// Writes `schema.json` atomically: temporary file, fsync, rename, fsync of the directory.
     fn write_manifest(&self, m: &Manifest) -> Result<(), PersistError> {
         let tmp = self.dir.join("schema.json.tmp");
         let path = self.dir.join("schema.json");
         let mut f = self.storage.create(&tmp).map_err(|e| PersistError::io(&tmp, "create", e))?;
         f.write_all(&m.to_json()).map_err(|e| PersistError::io(&tmp, "write", e))?;
-        f.sync().map_err(|e| PersistError::io(&tmp, "fsync", e))?;
+        f.sync().map_err(|e| self.fsync_failed(&tmp, e))?;
         drop(f);
         self.storage.rename(&tmp, &path).map_err(|e| PersistError::io(&path, "rename to", e))?;
-        self.storage.sync_dir(&self.dir).map_err(|e| PersistError::io(&self.dir, "fsync", e))?;
+        // Here above all: the new schema.json is in place but may or may not survive a crash,
+        // while the caller does not publish the change it describes, so commits logged from
+        // now on could be replayed against the other schema.
+        self.storage.sync_dir(&self.dir).map_err(|e| self.fsync_failed(&self.dir, e))?;
         Ok(())
     }
 
@@ -364,13 +401,12 @@ impl Persistence {
             let data_dir = self.data_dir();
             for &id in rewritten {
                 let table = next.table_data(id).expect("a rewritten table is in the new snapshot");
-                let entry = checkpoint::write(&*self.storage, &data_dir, table, generation, next.seq.0)
-                    .map_err(|e| PersistError::io(&data_dir, "write checkpoint in", e))?;
+                let entry = self.write_checkpoint(table, generation, next.seq.0)?;
                 if let Some(t) = m.tables.iter_mut().find(|t| t.id == id.0) {
                     t.checkpoint = Some(entry);
                 }
             }
-            self.storage.sync_dir(&data_dir).map_err(|e| PersistError::io(&data_dir, "fsync", e))?;
+            self.storage.sync_dir(&data_dir).map_err(|e| self.fsync_failed(&data_dir, e))?;
             m.generation = m.generation.max(generation);
         }
         self.write_manifest(&m)?;
@@ -409,11 +445,10 @@ impl Persistence {
         let data_dir = self.data_dir();
         let mut written = Vec::with_capacity(snap.tables.len());
         for table in snap.tables.iter() {
-            let entry = checkpoint::write(&*self.storage, &data_dir, table, generation, snap.seq.0)
-                .map_err(|e| PersistError::io(&data_dir, "write checkpoint in", e))?;
+            let entry = self.write_checkpoint(table, generation, snap.seq.0)?;
             written.push((table.id.0, table.version, entry));
         }
-        self.storage.sync_dir(&data_dir).map_err(|e| PersistError::io(&data_dir, "fsync", e))?;
+        self.storage.sync_dir(&data_dir).map_err(|e| self.fsync_failed(&data_dir, e))?;
         let floor = {
             let mut manifest = lock(&self.manifest);
             let mut m = manifest.clone();

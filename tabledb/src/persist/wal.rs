@@ -10,7 +10,7 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::format::{
@@ -54,6 +54,8 @@ pub(crate) struct Wal {
     pending: Mutex<Pending>,
     output: Mutex<Output>,
     durable: AtomicU64,
+    /// Bytes appended but not yet written (buffered, or kept after a failed write).
+    unwritten: AtomicUsize,
     /// Bytes written since the last checkpoint began.
     written_since_checkpoint: AtomicU64,
     stop: Arc<Stop>,
@@ -124,7 +126,22 @@ impl Wal {
             segments.push(Segment { first_seq, name: name.clone() });
             let mut at = SEGMENT_HEADER_LEN;
             loop {
-                let problem = match read_frame(&bytes, at) {
+                let frame = read_frame(&bytes, at);
+                // What a write torn by a crash leaves at the end of the log: an entry cut short,
+                // or one whose checksum fails with nothing but zeros after it. But a torn write
+                // is the last thing written, so a valid entry after it shows damage in the middle
+                // of the log (say a flipped bit in a length), which must not silently drop
+                // everything after it.
+                let torn = last
+                    && match frame {
+                        Frame::Incomplete => true,
+                        Frame::Bad { next, .. } => {
+                            next.is_none_or(|n| bytes[n.min(bytes.len())..].iter().all(|&b| b == 0))
+                        }
+                        Frame::Good(..) | Frame::End => false,
+                    };
+                let follows = if torn { valid_entry_after(&bytes, at, last_seq) } else { None };
+                let problem = match frame {
                     Frame::Good(payload, next) => match decode_commit(payload) {
                         Ok((seq, ops)) if seq > last_seq => {
                             apply(seq, &ops)
@@ -139,21 +156,23 @@ impl Wal {
                         Err(e) => e.0,
                     },
                     Frame::End => break,
-                    Frame::Incomplete if last => {
+                    _ if torn && follows.is_none() => {
                         report.torn_tail = Some((shown.clone(), at as u64));
                         cut = Some((k, at as u64));
                         break;
                     }
-                    Frame::Bad { next, .. }
-                        if last
-                            && next.is_none_or(|n| bytes[n.min(bytes.len())..].iter().all(|&b| b == 0)) =>
-                    {
-                        report.torn_tail = Some((shown.clone(), at as u64));
-                        cut = Some((k, at as u64));
-                        break;
-                    }
+                    Frame::Incomplete if last => format!(
+                        "entry longer than the rest of the file, though a valid entry follows at offset {}",
+                        follows.unwrap_or_default()
+                    ),
                     Frame::Incomplete => {
                         "entry cut short before the end of a segment that is not the last".into()
+                    }
+                    Frame::Bad { reason, .. } if torn => {
+                        format!(
+                            "{reason}, though a valid entry follows at offset {}",
+                            follows.unwrap_or_default()
+                        )
                     }
                     Frame::Bad { reason, .. } => reason.to_owned(),
                 };
@@ -217,6 +236,7 @@ impl Wal {
                 roll: false,
             }),
             durable: AtomicU64::new(last_seq),
+            unwritten: AtomicUsize::new(0),
             written_since_checkpoint: AtomicU64::new(0),
             stop,
         };
@@ -226,7 +246,9 @@ impl Wal {
     /// True when the buffer has room for another commit. Checked before a commit is applied,
     /// so an append never has to fail.
     pub fn has_room(&self) -> Result<(), PersistError> {
-        let buffered = lock(&self.pending).bytes.len() + lock(&self.output).retry.bytes.len();
+        // An atomic rather than the locks: the output lock is held through fsyncs, which a
+        // committer must not wait for.
+        let buffered = self.unwritten.load(Ordering::Relaxed);
         if buffered >= self.pending_max {
             return Err(PersistError::Full(format!(
                 "{buffered} bytes of committed data are waiting to be written to the log (the limit is {}); the disk may be full",
@@ -242,8 +264,10 @@ impl Wal {
         if p.bytes.is_empty() {
             p.first_seq = seq;
         }
+        let before = p.bytes.len();
         encode_frame(payload, &mut p.bytes);
         p.last_seq = seq;
+        self.unwritten.fetch_add(p.bytes.len() - before, Ordering::Relaxed);
     }
 
     /// The newest sequence number known durable.
@@ -308,6 +332,7 @@ impl Wal {
             return Err(PersistError::Stopped(reason));
         }
         out.len += batch.bytes.len() as u64;
+        self.unwritten.fetch_sub(batch.bytes.len(), Ordering::Relaxed);
         self.written_since_checkpoint.fetch_add(batch.bytes.len() as u64, Ordering::Relaxed);
         self.durable.store(batch.last_seq, Ordering::Release);
         Ok(batch.last_seq)
@@ -365,6 +390,15 @@ impl Wal {
     pub fn segment_count(&self) -> usize {
         lock(&self.output).segments.len()
     }
+}
+
+/// The offset of the first valid log entry after offset `at` with a sequence number above
+/// `last_seq`, if any.
+fn valid_entry_after(bytes: &[u8], at: usize, last_seq: u64) -> Option<usize> {
+    (at + 1..bytes.len()).find(|&p| match read_frame(bytes, p) {
+        Frame::Good(payload, _) => decode_commit(payload).is_ok_and(|(seq, _)| seq > last_seq),
+        _ => false,
+    })
 }
 
 impl From<io::Error> for PersistError {

@@ -130,6 +130,36 @@ impl TableData {
         self.get(id).is_some()
     }
 
+    /// How many record slots storing these new ids would add: one each in sparse pages, and
+    /// in dense pages every position up to the id (ids handed out but never committed below
+    /// it get zeroed slots).
+    pub fn slots_needed(&self, ids: impl Iterator<Item = RecordId>) -> u64 {
+        let mut grown: Vec<(u64, usize)> = Vec::new();
+        let mut added = 0u64;
+        for id in ids {
+            let Some(pos) = id.pos() else { continue };
+            let (index, in_page) = self.geom.split(pos);
+            let page = self.tree.get(index);
+            if page.is_some_and(PageSlot::is_sparse) {
+                added += u64::from(page.and_then(|p| p.slot_of(in_page)).is_none());
+                continue;
+            }
+            // Inserts mostly come in id order, so the page is usually the last one seen.
+            let len = match grown.iter_mut().rev().find(|(i, _)| *i == index) {
+                Some((_, len)) => len,
+                None => {
+                    grown.push((index, page.map_or(0, PageSlot::len)));
+                    &mut grown.last_mut().expect("just pushed").1
+                }
+            };
+            if in_page >= *len {
+                added += (in_page + 1 - *len) as u64;
+                *len = in_page + 1;
+            }
+        }
+        added
+    }
+
     /// Stores a new live record `id`, which must not be live.
     pub fn insert(&mut self, w: &mut Writer, id: RecordId, bytes: &[u8]) {
         debug_assert_eq!(bytes.len(), self.geom.record_size);

@@ -89,8 +89,10 @@ fn check(tx: &Transaction, stages: &[TableStage], current: &Snapshot, config: &c
                 limit: config.max_records_per_table,
             });
         }
-        let inserts = stage.changes.iter().filter(|c| c.kind == ChangeKind::Insert).count() as u64;
-        added_bytes += inserts * now.geom.record_size as u64;
+        // Inserts can also store the slots of ids handed out but never committed that lie
+        // below them in the same page; count exactly what the pages will hold.
+        let inserted = stage.changes.iter().filter(|c| c.kind == ChangeKind::Insert).map(|c| c.id);
+        added_bytes += now.slots_needed(inserted) * now.geom.record_size as u64;
     }
     if current.stored_bytes + added_bytes > config.max_database_bytes {
         return Err(Error::LimitReached { what: "database bytes", limit: config.max_database_bytes });

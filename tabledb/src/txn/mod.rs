@@ -242,6 +242,12 @@ impl Transaction {
         if !self.stages[i].write(id, offset, bytes, dirty) {
             return Err(Self::not_found(&self.stages[i].base, id));
         }
+        // Fields from 63 on share one dirty bit, so commit writes all of them back as this
+        // transaction saw them; validating the record as read turns a concurrent change to one
+        // of them into a conflict instead of a lost update.
+        if dirty != ALL_FIELDS && dirty & field_bit(63) != 0 {
+            self.track_read(base.id, id);
+        }
         Ok(())
     }
 

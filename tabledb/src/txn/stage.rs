@@ -251,15 +251,19 @@ impl TableStage {
                     return false;
                 }
                 let slot = self.new_slot();
-                let change = Change {
+                let mut change = Change {
                     id,
                     kind: ChangeKind::Update,
-                    dirty,
+                    // With the shared bit, nothing is marked written until the record is
+                    // materialized: marking first would skip every field of the shared bit,
+                    // leaving them zero instead of their values.
+                    dirty: if shared_bit { 0 } else { dirty },
                     slot,
                     materialized: Cell::new(dirty == ALL_FIELDS),
                 };
                 if shared_bit {
                     self.materialize(&change);
+                    change.dirty = dirty;
                 }
                 self.push(change);
                 slot
