@@ -28,6 +28,7 @@ mod db;
 mod error;
 mod ids;
 pub mod persist;
+pub mod procedure;
 mod relations;
 pub mod schema;
 mod stats;
@@ -41,6 +42,7 @@ pub use db::Database;
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{CommitSeq, RecordId, TableId};
 pub use persist::{Durability, PersistOptions};
+pub use procedure::{ProcCtx, ProcError, Procedure, ProcedureRegistry};
 pub use stats::StatsSnapshot;
 pub use storage::{RawTableView, Snapshot, TableKey, TableRef, TableView};
 pub use table::{FieldDesc, FieldHandle, Table, ViewError};
@@ -52,6 +54,8 @@ pub use types::FixedStr;
 #[doc(hidden)]
 pub mod __private {
     pub use core;
+    pub use serde;
+    pub use serde_json;
 }
 
 /// The README's examples, compiled and run as doctests.

@@ -54,3 +54,40 @@ fn crud_and_snapshots() {
     let id = db.insert(players, &player(5000)).unwrap();
     assert_eq!(db.snapshot().get(players, id).unwrap().hp, 5100);
 }
+
+#[test]
+fn par_update_changes_every_record_once_and_commits_atomically() {
+    let db = Database::new();
+    let players = db.create_table::<Player>().unwrap();
+    let mut tx = db.begin();
+    let ids: Vec<RecordId> = (0..5000).map(|i| tx.insert(players, &player(i)).unwrap()).collect();
+    tx.commit().unwrap();
+    db.delete(players, ids[10]).unwrap();
+    let before = db.snapshot();
+    let mut tx = db.begin();
+    tx.set(players, ids[20], Player::HP, 1).unwrap();
+    let n = tx.par_update(players, |_, p| p.hp += 1000).unwrap();
+    assert_eq!(n, 4999);
+    assert_eq!(tx.get(players, ids[20]).unwrap().unwrap().hp, 1001);
+    assert_eq!(tx.get(players, ids[0]).unwrap().unwrap().hp, 1100);
+    assert!(tx.get(players, ids[10]).unwrap().is_none());
+    assert_eq!(before.get(players, ids[0]).unwrap().hp, 100, "not visible before commit");
+    tx.commit().unwrap();
+    let after = db.snapshot();
+    let view = after.table(players).unwrap();
+    assert_eq!(view.len(), 4999);
+    for (i, id) in ids.iter().enumerate() {
+        match (i, view.get(*id)) {
+            (10, got) => assert!(got.is_none()),
+            (20, Some(p)) => assert_eq!(p.hp, 1001),
+            (_, Some(p)) => assert_eq!(p.hp, 100 + i as u32 + 1000),
+            (_, None) => panic!("record {i} missing"),
+        }
+    }
+    // A concurrent commit to the table makes a parallel update conflict instead of losing it.
+    let mut tx = db.begin();
+    tx.par_update(players, |_, p| p.level += 1).unwrap();
+    db.set(players, ids[0], Player::HP, 7).unwrap();
+    assert!(tx.commit().unwrap_err().is_conflict());
+    assert_eq!(db.snapshot().get(players, ids[0]).unwrap().hp, 7);
+}

@@ -231,6 +231,37 @@ impl PageSlot {
     }
 }
 
+impl PageSlot {
+    /// A copy of this page in a new block owned by the caller (a transaction's private page),
+    /// with exactly its slots.
+    pub fn private_copy(&self, record_size: usize) -> PageSlot {
+        let mut copy = *self;
+        copy.cap = self.len;
+        copy.block = (self.len > 0).then(|| {
+            let block = block::allocate(self.len() * record_size);
+            let src = self.data(record_size);
+            // SAFETY: the new block holds `len * record_size` bytes, exactly `src`'s length;
+            // they are distinct allocations.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), block.as_ptr(), src.len()) };
+            block
+        });
+        copy
+    }
+
+    /// The records of a page the caller owns privately (made by
+    /// [`private_copy`](Self::private_copy) and not published), mutably.
+    pub fn private_data_mut(&mut self, record_size: usize) -> &mut [u8] {
+        let n = self.len() * record_size;
+        match self.block {
+            // SAFETY: the caller owns the block exclusively (a private copy), so no other
+            // reference to it exists; `&mut self` is the only way to it; `len` slots are
+            // initialized.
+            Some(b) => unsafe { std::slice::from_raw_parts_mut(b.as_ptr(), n) },
+            None => &mut [],
+        }
+    }
+}
+
 /// A page being changed by a writer: its slot, and whether its block is already private.
 pub(crate) struct PageMut<'a> {
     pub(crate) slot: &'a mut PageSlot,

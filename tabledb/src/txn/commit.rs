@@ -12,7 +12,7 @@ use crate::storage::table_data::{Prefetch, TableData};
 
 pub(super) fn commit(mut tx: Transaction, wait: bool) -> Result<CommitInfo> {
     let mut stages = std::mem::take(&mut tx.stages);
-    stages.retain(|s| !s.changes.is_empty());
+    stages.retain(|s| !s.changes.is_empty() || !s.replaced.is_empty());
     if stages.is_empty() {
         return Ok(CommitInfo { seq: tx.start.seq, read_only: true });
     }
@@ -21,7 +21,7 @@ pub(super) fn commit(mut tx: Transaction, wait: bool) -> Result<CommitInfo> {
         let lock = shared.lock_commits();
         let current = shared.current.load_full();
         check(&tx, &stages, &current, &shared.config)?;
-        let next = apply(&stages, &current, &shared.stats);
+        let next = apply(&mut stages, &current, &shared.stats);
         let seq = next.0.seq;
         shared.publish(&lock, next, &stages);
         Ok(seq)
@@ -69,6 +69,13 @@ fn check(tx: &Transaction, stages: &[TableStage], current: &Snapshot, config: &c
                 table: now.name().to_owned(),
                 id: None,
                 reason: "the table's schema changed during the transaction",
+            });
+        }
+        if !stage.replaced.is_empty() && !Arc::ptr_eq(now, &stage.base) {
+            return Err(Error::Conflict {
+                table: now.name().to_owned(),
+                id: None,
+                reason: "the table changed while this transaction updated it as a whole",
             });
         }
         if concurrent && !Arc::ptr_eq(now, &stage.base) {
@@ -151,7 +158,7 @@ fn validate_reads(tx: &Transaction, current: &Snapshot) -> Result<()> {
 /// Applies every stage to the latest tables; cannot fail (everything was checked). Returns
 /// the snapshot to publish and what it retired.
 pub(crate) fn apply(
-    stages: &[TableStage],
+    stages: &mut [TableStage],
     current: &Snapshot,
     stats: &crate::stats::Stats,
 ) -> (Snapshot, Writer) {
@@ -159,10 +166,17 @@ pub(crate) fn apply(
     let mut w = Writer::new(seq);
     let mut tables = (*current.tables).clone();
     let mut stored_bytes = current.stored_bytes;
-    for stage in stages {
+    for stage in stages.iter_mut() {
         let i = tables.binary_search_by_key(&stage.id, |t| t.id).expect("checked: the table exists");
         let now = &tables[i];
         let mut next = (**now).clone();
+        // Whole pages first (parallel updates; the table is unchanged since the transaction
+        // started, checked above), then record-level changes on top.
+        let rs = next.geom.record_size;
+        for (index, page) in std::mem::take(&mut stage.replaced) {
+            next.tree.put_page(index, page, rs, &mut w);
+            stage.installed.push(index);
+        }
         for (k, c) in stage.changes.iter().enumerate() {
             // Changes to random records each miss the cache; fetching their tree leaves and
             // pages some changes ahead overlaps those misses instead of paying them one after

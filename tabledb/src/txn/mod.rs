@@ -23,7 +23,10 @@ use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::ids::{CommitSeq, RecordId, TableId};
 use crate::schema::{SchemaError, TableSchema};
+use rayon::prelude::*;
+
 use crate::storage::iter::cast_record;
+use crate::storage::page::{PageSlot, free_page};
 use crate::storage::snapshot::{Snapshot, TableKey, TableRef};
 use crate::storage::table_data::TableData;
 use crate::table::{FieldHandle, Table};
@@ -120,7 +123,7 @@ impl Transaction {
 
     /// True when the transaction has written something.
     pub fn has_writes(&self) -> bool {
-        self.stages.iter().any(|s| !s.changes.is_empty())
+        self.stages.iter().any(|s| !s.changes.is_empty() || !s.replaced.is_empty())
     }
 
     fn stage_index(&self, id: TableId) -> Option<usize> {
@@ -168,8 +171,11 @@ impl Transaction {
 
     /// The live record `id` of `base`'s table as this transaction sees it (untracked).
     fn view_get<'a>(&'a self, base: &'a TableData, id: RecordId) -> Option<&'a [u8]> {
-        match self.stage_of(base.id).and_then(|s| s.lookup(id)) {
-            Some(staged) => staged,
+        match self.stage_of(base.id) {
+            Some(stage) => match stage.lookup(id) {
+                Some(staged) => staged,
+                None => stage.current(id),
+            },
             None => base.get(id),
         }
     }
@@ -346,6 +352,71 @@ impl Transaction {
             // checked its fingerprint against `T`.
             f(id, unsafe { cast_record::<T>(bytes) })
         })
+    }
+
+    /// Applies `f` to every live record of a typed table as this transaction sees it, in
+    /// parallel on the Rayon pool, and returns how many records the table holds.
+    ///
+    /// Each worker copies the pages it is given and changes the copies; the copies are the
+    /// transaction's (staged per worker, merged at commit, when they replace the originals).
+    /// The table counts as read as a whole, so a concurrent commit to it makes this
+    /// transaction conflict rather than lose either change.
+    pub fn par_update<T: Table>(
+        &mut self,
+        table: TableRef<T>,
+        f: impl Fn(RecordId, &mut T) + Sync + Send,
+    ) -> Result<u64> {
+        let base = self.start.find(&table)?.clone();
+        self.track_scan(base.id);
+        let i = Self::stage_for(&mut self.stages, &base);
+        let rs = base.geom.record_size;
+        let shift = base.geom.shift;
+        let apply = |id: RecordId, bytes: &mut [u8]| {
+            debug_assert_eq!(bytes.len(), T::RECORD_SIZE);
+            debug_assert_eq!(bytes.as_ptr() as usize % T::ALIGN, 0);
+            // SAFETY: the table's fingerprint matches `T` (checked by `find`), so the bytes are
+            // one record of `T`'s size, aligned (blocks and staging lines are 64-byte aligned,
+            // records sit at multiples of the record size), and hold a valid `T`; the borrow
+            // is exclusive.
+            let record = unsafe { &mut *bytes.as_mut_ptr().cast::<T>() };
+            f(id, record);
+        };
+        let copies: Vec<(u64, PageSlot, bool)> = {
+            let stage = &self.stages[i];
+            let mut pages: Vec<(u64, &PageSlot)> = Vec::with_capacity(base.end_page() as usize);
+            base.tree
+                .for_each(&mut |index, page| pages.push((index, stage.replaced.get(&index).unwrap_or(page))));
+            pages
+                .par_iter()
+                .map(|&(index, page)| {
+                    let mut copy = page.private_copy(rs);
+                    let first = (index << shift) + 1;
+                    let data = copy.private_data_mut(rs);
+                    for (pos, slot) in page.live_slots() {
+                        apply(RecordId(first + pos as u64), &mut data[slot * rs..(slot + 1) * rs]);
+                    }
+                    let changed = copy.data(rs) != page.data(rs);
+                    (index, copy, changed)
+                })
+                .collect()
+        };
+        let stage = &mut self.stages[i];
+        for (index, copy, changed) in copies {
+            if changed {
+                if let Some(old) = stage.replaced.insert(index, copy) {
+                    // SAFETY: a replaced page is a private copy owned by this stage, now
+                    // superseded and no longer in the map.
+                    unsafe { free_page(&old, rs) };
+                }
+            } else {
+                // SAFETY: an unchanged copy was never stored anywhere.
+                unsafe { free_page(&copy, rs) };
+            }
+        }
+        for (id, slot) in stage.staged_records_mut() {
+            apply(id, stage.staged_bytes_mut(slot));
+        }
+        Ok(stage.live())
     }
 
     /// Aborts the transaction: nothing it staged is kept. Same as dropping it.

@@ -2,10 +2,11 @@
 //! pages until commit.
 
 use std::cell::{Cell, UnsafeCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::ids::{RecordId, TableId};
+use crate::storage::page::{PageSlot, free_page};
 use crate::storage::table_data::TableData;
 
 /// Every field of a record: the dirty mask of a whole-record write.
@@ -90,6 +91,23 @@ pub(crate) struct TableStage {
     slots: u32,
     /// Net records added: inserts minus deletes.
     pub net_live: i64,
+    /// Pages rewritten as a whole by parallel updates: private blocks owned by this stage
+    /// (freed on abort, installed at commit), by page index. Record-level changes apply on
+    /// top of them.
+    pub replaced: BTreeMap<u64, PageSlot>,
+    /// After commit: the indices of the replaced pages that were installed (for the log).
+    pub installed: Vec<u64>,
+}
+
+impl Drop for TableStage {
+    fn drop(&mut self) {
+        let rs = self.base.geom.record_size;
+        for page in std::mem::take(&mut self.replaced).values() {
+            // SAFETY: replaced pages are private copies owned by this stage; commit takes the
+            // ones it installs out of the map first, so these were never published.
+            unsafe { free_page(page, rs) };
+        }
+    }
 }
 
 impl TableStage {
@@ -102,7 +120,24 @@ impl TableStage {
             arena: Vec::new(),
             slots: 0,
             net_live: 0,
+            replaced: BTreeMap::new(),
+            installed: Vec::new(),
         }
+    }
+
+    /// The record before this transaction's record-level changes: from a page it replaced,
+    /// or from the start snapshot.
+    #[inline]
+    pub fn current(&self, id: RecordId) -> Option<&[u8]> {
+        if !self.replaced.is_empty()
+            && let Some(pos) = id.pos()
+        {
+            let (index, in_page) = self.base.geom.split(pos);
+            if let Some(page) = self.replaced.get(&index) {
+                return page.get(in_page, self.base.geom.record_size);
+            }
+        }
+        self.base.get(id)
     }
 
     fn record_size(&self) -> usize {
@@ -174,7 +209,7 @@ impl TableStage {
         if c.kind != ChangeKind::Update || c.materialized.get() {
             return;
         }
-        let base = self.base.get(c.id).expect("updates are staged for records live in the base");
+        let base = self.current(c.id).expect("updates are staged for records live in the base");
         let rs = self.record_size();
         let start = c.slot as usize * rs;
         assert!((start + rs).div_ceil(64) <= self.arena.len());
@@ -247,7 +282,7 @@ impl TableStage {
                 c.slot
             }
             None => {
-                if !self.base.is_live(id) {
+                if self.current(id).is_none() {
                     return false;
                 }
                 let slot = self.new_slot();
@@ -285,7 +320,7 @@ impl TableStage {
                 };
             }
             None => {
-                if !self.base.is_live(id) {
+                if self.current(id).is_none() {
                     return false;
                 }
                 self.push(Change {
@@ -308,10 +343,19 @@ impl TableStage {
 
     /// Calls `f` with every live record of the transaction's view, in id order.
     pub fn for_each_live<'a>(&'a self, mut f: impl FnMut(RecordId, &'a [u8])) {
-        self.base.for_each_live(|id, bytes| match self.lookup(id) {
-            Some(Some(staged)) => f(id, staged),
-            Some(None) => {}
-            None => f(id, bytes),
+        let rs = self.base.geom.record_size;
+        let shift = self.base.geom.shift;
+        self.base.tree.for_each(&mut |index, base_page| {
+            let page = self.replaced.get(&index).unwrap_or(base_page);
+            let first = (index << shift) + 1;
+            for (pos, slot) in page.live_slots() {
+                let id = RecordId(first + pos as u64);
+                match self.lookup(id) {
+                    Some(Some(staged)) => f(id, staged),
+                    Some(None) => {}
+                    None => f(id, page.slot_bytes(slot, rs)),
+                }
+            }
         });
         // Ids handed out after the start snapshot are above every id in it.
         let mut inserted: Vec<&Change> =
@@ -333,4 +377,27 @@ fn bytes_of(lines: &[UnsafeCell<Line>]) -> &[u8] {
 fn bytes_of_mut(lines: &mut [UnsafeCell<Line>]) -> &mut [u8] {
     // SAFETY: as in `bytes_of`, with the exclusive borrow carried over.
     unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), lines.len() * 64) }
+}
+
+impl TableStage {
+    /// Every staged insert and update: its id and staged bytes, mutably (for parallel
+    /// updates, which apply their function to staged records too). Materializes first.
+    pub fn staged_records_mut(&mut self) -> Vec<(RecordId, u32)> {
+        for c in &self.changes {
+            self.materialize(c);
+        }
+        let mut out = Vec::new();
+        for c in &mut self.changes {
+            if matches!(c.kind, ChangeKind::Insert | ChangeKind::Update) {
+                c.dirty = ALL_FIELDS;
+                out.push((c.id, c.slot));
+            }
+        }
+        out
+    }
+
+    /// The staged bytes of a slot, mutably.
+    pub fn staged_bytes_mut(&mut self, slot: u32) -> &mut [u8] {
+        self.slot_bytes_mut(slot)
+    }
 }
