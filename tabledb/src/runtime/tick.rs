@@ -1,0 +1,402 @@
+//! The tick loop.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use super::Core;
+use super::queue::{Entry, Job, Reply};
+use crate::persist::Durability;
+use crate::procedure::{ProcError, Procedure, into_object};
+use crate::txn::Transaction;
+
+/// A procedure call between its queueing and its answer.
+struct Call {
+    no: u64,
+    procedure: Procedure,
+    args: Map<String, Value>,
+    reply: Reply,
+    deadline: Instant,
+    /// Runs so far (the first, plus retries after conflicts).
+    attempts: u32,
+    state: State,
+}
+
+enum State {
+    Waiting,
+    Running,
+    Done(Result<Value, ProcError>, Box<Transaction>),
+}
+
+/// A finished run, sent back by a worker.
+struct Done {
+    no: u64,
+    attempt: u32,
+    result: Result<Value, ProcError>,
+    tx: Box<Transaction>,
+}
+
+/// A commit waiting for the log fsync that makes it durable.
+struct Pending {
+    seq: u64,
+    value: Value,
+    reply: Reply,
+}
+
+struct Loop {
+    core: Arc<Core>,
+    calls: VecDeque<Call>,
+    next_no: u64,
+    done_tx: mpsc::Sender<Done>,
+    done_rx: mpsc::Receiver<Done>,
+    pending: Vec<Pending>,
+    checkpoint: Option<std::thread::JoinHandle<crate::Result<bool>>>,
+    ticks: u64,
+    wait_for_durability: bool,
+}
+
+pub(super) fn run(core: Arc<Core>) {
+    let (done_tx, done_rx) = mpsc::channel();
+    let wait_for_durability = core.db.durability() == Some(Durability::Tick);
+    let mut l = Loop {
+        core,
+        calls: VecDeque::new(),
+        next_no: 0,
+        done_tx,
+        done_rx,
+        pending: Vec::new(),
+        checkpoint: None,
+        ticks: 0,
+        wait_for_durability,
+    };
+    let period = l.core.config.tick_period();
+    let mut scheduled = Instant::now();
+    loop {
+        let stopping = l.core.stop.load(Ordering::Acquire);
+        let start = Instant::now();
+        let phases = l.tick(start, period);
+        let took = start.elapsed();
+        l.core.metrics.record_tick(took, phases);
+        if took > period {
+            l.core.metrics.overruns.fetch_add(1, Ordering::Relaxed);
+        }
+        if stopping {
+            l.shut_down();
+            return;
+        }
+        scheduled += period;
+        let now = Instant::now();
+        if now > scheduled {
+            // Behind schedule: skip the ticks whose start has passed instead of running them
+            // back to back, and stay on the original grid.
+            let behind = (now - scheduled).as_nanos() / period.as_nanos().max(1);
+            let skip = behind as u32 + 1;
+            l.core.metrics.skipped_ticks.fetch_add(u64::from(skip), Ordering::Relaxed);
+            scheduled += period * skip;
+        }
+        std::thread::sleep(scheduled.saturating_duration_since(Instant::now()));
+    }
+}
+
+impl Loop {
+    /// One tick; returns the durations of its three phases.
+    fn tick(&mut self, start: Instant, period: Duration) -> [Duration; 3] {
+        let cfg = &self.core.config;
+        let api_end = start + period * cfg.api_budget_pct / 100;
+        let proc_end = api_end + period * cfg.procedure_budget_pct / 100;
+        self.ticks += 1;
+
+        self.api_phase(api_end);
+        let api = start.elapsed();
+
+        let proc_start = Instant::now();
+        self.procedure_phase(proc_end);
+        let procedures = proc_start.elapsed();
+
+        let persist_start = Instant::now();
+        self.persistence_phase();
+        [api, procedures, persist_start.elapsed()]
+    }
+
+    fn api_phase(&mut self, deadline: Instant) {
+        let core = self.core.clone();
+        // Schema changes are always served, and before any write still queued (even one
+        // queued before them); writes and calls up to the per-tick limit and the budget.
+        let mut taken = 0;
+        loop {
+            let dml = taken < core.config.max_api_requests_per_tick
+                && self.calls.len() < core.config.max_calls_in_flight
+                && Instant::now() < deadline;
+            let Some(entry) = core.queue.pop(dml) else { break };
+            if !matches!(entry.job, Job::Ddl(_)) {
+                taken += 1;
+            }
+            self.serve(entry);
+        }
+    }
+
+    fn serve(&mut self, entry: Entry) {
+        let core = &self.core;
+        core.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        match entry.job {
+            Job::Ddl(f) => {
+                core.metrics.ddl.fetch_add(1, Ordering::Relaxed);
+                // Schema changes are durable when they return (schema.json is written first).
+                (entry.reply)(f(&core.db).map_err(ProcError::Db));
+            }
+            Job::Write(f) => {
+                core.metrics.writes.fetch_add(1, Ordering::Relaxed);
+                let mut tx = core.db.begin();
+                match f(&mut tx).and_then(|v| tx.commit_no_wait().map(|info| (v, info))) {
+                    Ok((value, info)) if !info.read_only => self.acknowledge(info.seq.0, value, entry.reply),
+                    Ok((value, _)) => (entry.reply)(Ok(value)),
+                    Err(e) => (entry.reply)(Err(ProcError::Db(e))),
+                }
+            }
+            Job::Call { name, args } => {
+                let procedure = match core.registry.get(&name) {
+                    Ok(p) => *p,
+                    Err(e) => return (entry.reply)(Err(e)),
+                };
+                let args = match into_object(args) {
+                    Ok(a) => a,
+                    Err(e) => return (entry.reply)(Err(e)),
+                };
+                let timeout = procedure.timeout.unwrap_or(core.config.procedure_timeout);
+                self.calls.push_back(Call {
+                    no: self.next_no,
+                    procedure,
+                    args,
+                    reply: entry.reply,
+                    deadline: entry.queued_at + timeout,
+                    attempts: 0,
+                    state: State::Waiting,
+                });
+                self.next_no += 1;
+                core.calls_in_flight.store(self.calls.len(), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Answers a committed write or call now, or after the fsync that covers it.
+    fn acknowledge(&mut self, seq: u64, value: Value, reply: Reply) {
+        if self.wait_for_durability {
+            self.pending.push(Pending { seq, value, reply });
+        } else {
+            reply(Ok(value));
+        }
+    }
+
+    fn start(&mut self, index: usize) {
+        let call = &mut self.calls[index];
+        call.attempts += 1;
+        call.state = State::Running;
+        self.core.metrics.procedures_run.fetch_add(1, Ordering::Relaxed);
+        if call.attempts > 1 {
+            self.core.metrics.procedures_retried.fetch_add(1, Ordering::Relaxed);
+        }
+        let (no, attempt, procedure, args, deadline) =
+            (call.no, call.attempts, call.procedure, call.args.clone(), call.deadline);
+        let db = self.core.db.clone();
+        let done = self.done_tx.clone();
+        self.core.pool.spawn(move || {
+            let mut tx = Box::new(db.begin());
+            let result = procedure.run(&mut tx, args, Some(deadline));
+            // The loop may have ended; then nobody needs the answer.
+            let _ = done.send(Done { no, attempt, result, tx });
+        });
+    }
+
+    fn procedure_phase(&mut self, deadline: Instant) {
+        for i in 0..self.calls.len() {
+            if matches!(self.calls[i].state, State::Waiting) {
+                self.start(i);
+            }
+        }
+        loop {
+            while let Ok(done) = self.done_rx.try_recv() {
+                self.receive(done);
+            }
+            self.expire();
+            self.commit_ready();
+            self.core.calls_in_flight.store(self.calls.len(), Ordering::Relaxed);
+            let now = Instant::now();
+            if self.calls.is_empty() || now >= deadline {
+                return;
+            }
+            let next_timeout = self.calls.iter().map(|c| c.deadline).min().unwrap_or(deadline);
+            let wait = deadline.min(next_timeout).saturating_duration_since(now);
+            match self.done_rx.recv_timeout(wait.max(Duration::from_micros(50))) {
+                Ok(done) => self.receive(done),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn receive(&mut self, done: Done) {
+        let Ok(i) = self.calls.binary_search_by_key(&done.no, |c| c.no) else {
+            // The call already timed out and was answered; its transaction is discarded.
+            return;
+        };
+        let call = &mut self.calls[i];
+        if call.attempts == done.attempt && matches!(call.state, State::Running) {
+            call.state = State::Done(done.result, done.tx);
+        }
+    }
+
+    /// Answers every call past its deadline with a timeout; their runs, when they finish, are
+    /// discarded. Exactly one answer either way: the reply moves out with the call.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.calls.len() {
+            if self.calls[i].deadline <= now {
+                let call = self.calls.remove(i).expect("index in range");
+                self.core.metrics.procedures_timed_out.fetch_add(1, Ordering::Relaxed);
+                self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
+                (call.reply)(Err(ProcError::TimedOut { procedure: call.procedure.name.to_owned() }));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Commits finished calls from the front, in queue order.
+    fn commit_ready(&mut self) {
+        while matches!(self.calls.front().map(|c| &c.state), Some(State::Done(..))) {
+            let mut call = self.calls.pop_front().expect("front exists");
+            let State::Done(result, tx) = std::mem::replace(&mut call.state, State::Waiting) else {
+                unreachable!("checked above")
+            };
+            let name = call.procedure.name;
+            let value = match result {
+                Ok(v) => v,
+                Err(e) => {
+                    if matches!(e, ProcError::Panicked { .. }) {
+                        self.core.metrics.procedures_panicked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
+                    (call.reply)(Err(e));
+                    continue;
+                }
+            };
+            match tx.commit_no_wait() {
+                Ok(info) => {
+                    self.core.metrics.procedures_committed.fetch_add(1, Ordering::Relaxed);
+                    if info.read_only {
+                        (call.reply)(Ok(value));
+                    } else {
+                        self.acknowledge(info.seq.0, value, call.reply);
+                    }
+                }
+                Err(e) if e.is_conflict() && call.attempts < self.core.config.procedure_attempts => {
+                    // Run again on the latest snapshot, still first in line.
+                    self.calls.push_front(call);
+                    self.start(0);
+                    return;
+                }
+                Err(e) if e.is_conflict() => {
+                    self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
+                    (call.reply)(Err(ProcError::Conflict {
+                        procedure: name.to_owned(),
+                        detail: e.to_string(),
+                    }));
+                }
+                Err(e) => {
+                    self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
+                    (call.reply)(Err(ProcError::Db(e)));
+                }
+            }
+        }
+    }
+
+    fn persistence_phase(&mut self) {
+        let db = &self.core.db;
+        if db.durability().is_none() {
+            return;
+        }
+        match db.sync() {
+            Ok(durable) => {
+                let (ready, waiting): (Vec<Pending>, Vec<Pending>) =
+                    std::mem::take(&mut self.pending).into_iter().partition(|p| p.seq <= durable.0);
+                self.pending = waiting;
+                for p in ready {
+                    (p.reply)(Ok(p.value));
+                }
+            }
+            Err(e) => {
+                self.core.metrics.flush_failures.fetch_add(1, Ordering::Relaxed);
+                self.core.metrics.error(e.to_string());
+                tracing::error!(error = %e, "log sync failed; the tick's writes are not acknowledged");
+                for p in std::mem::take(&mut self.pending) {
+                    (p.reply)(Err(ProcError::Db(e.clone())));
+                }
+            }
+        }
+        if let Some(handle) = self.checkpoint.take_if(|h| h.is_finished()) {
+            match handle.join() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    self.core.metrics.checkpoint_failures.fetch_add(1, Ordering::Relaxed);
+                    self.core.metrics.error(e.to_string());
+                    tracing::error!(error = %e, "background checkpoint failed");
+                }
+                Err(_) => {
+                    self.core.metrics.checkpoint_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!("background checkpoint panicked");
+                }
+            }
+        }
+        let every = u64::from(self.core.config.flush_interval_ticks);
+        if every > 0 && self.ticks.is_multiple_of(every) && self.checkpoint.is_none() {
+            self.core.metrics.checkpoints_started.fetch_add(1, Ordering::Relaxed);
+            self.checkpoint = Some(db.checkpoint_in_background());
+        }
+    }
+
+    /// Graceful shutdown: refuse what is queued, finish the calls in flight (each within its
+    /// deadline), sync the log a last time, and checkpoint when configured.
+    fn shut_down(&mut self) {
+        for entry in self.core.queue.close() {
+            (entry.reply)(Err(ProcError::ShuttingDown));
+        }
+        while !self.calls.is_empty() {
+            let deadline = self.calls.iter().map(|c| c.deadline).max().unwrap_or_else(Instant::now);
+            self.procedure_phase(deadline);
+        }
+        self.core.calls_in_flight.store(0, Ordering::Relaxed);
+        if let Some(h) = self.checkpoint.take() {
+            let _ = h.join();
+        }
+        self.persistence_phase_final();
+    }
+
+    fn persistence_phase_final(&mut self) {
+        let db = self.core.db.clone();
+        if db.durability().is_none() {
+            return;
+        }
+        match db.sync() {
+            Ok(_) => {
+                for p in std::mem::take(&mut self.pending) {
+                    (p.reply)(Ok(p.value));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "final log sync failed");
+                for p in std::mem::take(&mut self.pending) {
+                    (p.reply)(Err(ProcError::Db(e.clone())));
+                }
+            }
+        }
+        if self.core.config.checkpoint_on_shutdown
+            && let Err(e) = db.checkpoint()
+        {
+            tracing::error!(error = %e, "checkpoint at shutdown failed");
+        }
+    }
+}
