@@ -91,3 +91,32 @@ fn par_update_changes_every_record_once_and_commits_atomically() {
     assert!(tx.commit().unwrap_err().is_conflict());
     assert_eq!(db.snapshot().get(players, ids[0]).unwrap().hp, 7);
 }
+
+#[test]
+fn relations_are_enforced_on_every_write() {
+    use tabledb::schema::FieldDef;
+    let db = Database::new();
+    db.create_table_from_defs("team", &[FieldDef::new("score", "u32")]).unwrap();
+    db.create_table_from_defs("member", &[FieldDef::new("team", "u64"), FieldDef::new("level", "u32")])
+        .unwrap();
+    db.create_relation(None, "member", "team", "team", "id").unwrap();
+    let team = db.create_record("team", &7u32.to_le_bytes()).unwrap();
+    let member = |t: u64, level: u32| [t.to_le_bytes().as_slice(), &level.to_le_bytes(), &[0; 4]].concat();
+    let m = db.create_record("member", &member(team.0, 1)).unwrap();
+    let err = db.create_record("member", &member(999, 1)).unwrap_err();
+    assert!(matches!(err, tabledb::Error::Constraint { .. }), "{err}");
+    assert!(db.create_record("member", &member(0, 1)).is_ok(), "0 means no reference");
+    let err = db.delete_record("team", team).unwrap_err();
+    assert!(matches!(err, tabledb::Error::Constraint { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("record {m}")), "{err}");
+    // Moving the member away first, in the same transaction, makes the delete valid.
+    let mut tx = db.begin();
+    tx.partial_update("member", m, "team", &0u64.to_le_bytes()).unwrap();
+    tx.delete_record("team", team).unwrap();
+    tx.commit().unwrap();
+    // A parent and a child created together.
+    let mut tx = db.begin();
+    let t2 = tx.create_record("team", &1u32.to_le_bytes()).unwrap();
+    tx.create_record("member", &member(t2.0, 2)).unwrap();
+    tx.commit().unwrap();
+}

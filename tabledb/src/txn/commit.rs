@@ -101,6 +101,9 @@ fn check(tx: &Transaction, stages: &[TableStage], current: &Snapshot, config: &c
         let inserted = stage.changes.iter().filter(|c| c.kind == ChangeKind::Insert).map(|c| c.id);
         added_bytes += now.slots_needed(inserted) * now.geom.record_size as u64;
     }
+    if !current.catalog.relations.is_empty() {
+        crate::relations::check_commit(stages, current)?;
+    }
     if current.stored_bytes + added_bytes > config.max_database_bytes {
         return Err(Error::LimitReached { what: "database bytes", limit: config.max_database_bytes });
     }
