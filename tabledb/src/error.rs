@@ -78,6 +78,12 @@ impl Error {
             Error::RecordNotFound { .. } => "record_not_found",
             Error::SchemaMismatch { .. } => "schema_mismatch",
             Error::Schema(SchemaError::UnknownField { .. }) => "unknown_field",
+            Error::Schema(SchemaError::InvalidValue { .. } | SchemaError::NonZeroPadding { .. }) => {
+                "invalid_value"
+            }
+            Error::Schema(SchemaError::MissingField { .. }) => "missing_field",
+            Error::Schema(SchemaError::RecordSize { .. }) => "invalid_record",
+            Error::Schema(SchemaError::InvalidName { .. }) => "invalid_name",
             Error::Schema(_) => "invalid_schema",
             Error::Type(TypeError::UnknownType(_)) => "unknown_type",
             Error::Type(TypeError::DuplicateType(_)) => "type_exists",

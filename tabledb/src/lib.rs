@@ -49,6 +49,9 @@ pub use stats::StatsSnapshot;
 pub use storage::{RawTableView, Snapshot, TableKey, TableRef, TableView};
 pub use table::{FieldDesc, FieldHandle, Table, ViewError};
 pub use tabledb_derive::{FieldType, Table};
+// The attribute macro lives in the macro namespace, the module `procedure` in the type
+// namespace: `tabledb::procedure` names both, and `use tabledb::procedure;` imports both.
+pub use tabledb_derive::procedure;
 pub use txn::{CommitInfo, Transaction};
 pub use types::FixedStr;
 

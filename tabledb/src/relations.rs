@@ -146,10 +146,12 @@ pub(crate) fn check_commit(stages: &[TableStage], current: &Snapshot) -> Result<
                     ChangeKind::Delete => {
                         removed.insert(old_key);
                     }
-                    ChangeKind::Update if !to_id && c.dirty & to_bit != 0 => {
-                        if ts.slot_bytes(c.slot)[to_range.clone()] != old[to_range.clone()] {
-                            removed.insert(old_key);
-                        }
+                    ChangeKind::Update
+                        if !to_id
+                            && c.dirty & to_bit != 0
+                            && ts.slot_bytes(c.slot)[to_range.clone()] != old[to_range.clone()] =>
+                    {
+                        removed.insert(old_key);
                     }
                     _ => {}
                 }

@@ -444,7 +444,19 @@ impl Persistence {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let data_dir = self.data_dir();
         let mut written = Vec::with_capacity(snap.tables.len());
+        let current: Vec<(u32, u64, u64)> = lock(&self.manifest)
+            .tables
+            .iter()
+            .filter_map(|t| t.checkpoint.as_ref().map(|c| (t.id, t.version, c.seq)))
+            .collect();
         for table in snap.tables.iter() {
+            // A table unchanged since its current checkpoint keeps that checkpoint.
+            let unchanged = current.iter().any(|&(id, version, seq)| {
+                id == table.id.0 && version == table.version && seq >= table.changed_at
+            });
+            if unchanged {
+                continue;
+            }
             let entry = self.write_checkpoint(table, generation, snap.seq.0)?;
             written.push((table.id.0, table.version, entry));
         }

@@ -109,6 +109,8 @@ pub(crate) fn open(dir: &Path, options: PersistOptions) -> Result<(Persistence, 
             }
             None => TableData::new(id, schema, entry.version),
         };
+        let mut table = table;
+        table.changed_at = entry.base_seq();
         base_seq.insert(entry.id, (tables.len(), entry.base_seq()));
         tables.push(table);
     }
@@ -136,6 +138,7 @@ pub(crate) fn open(dir: &Path, options: PersistOptions) -> Result<(Persistence, 
                     continue;
                 }
                 let table = &mut tables[index];
+                table.changed_at = seq;
                 let rid = RecordId(id);
                 if id == 0 {
                     return Err("record id 0".into());

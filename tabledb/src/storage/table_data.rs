@@ -90,6 +90,9 @@ pub struct TableData {
     /// Bumped by every schema change of this table; a transaction that started before one
     /// cannot commit into the table.
     pub version: u64,
+    /// The commit that last changed the table's records (for skipping unchanged tables in
+    /// checkpoints).
+    pub changed_at: u64,
 }
 
 impl TableData {
@@ -105,6 +108,7 @@ impl TableData {
             end_pos: 0,
             ids: IdAllocator::new(1),
             version,
+            changed_at: version,
         }
     }
 

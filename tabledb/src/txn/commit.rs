@@ -203,6 +203,7 @@ pub(crate) fn apply(
                 }
             }
         }
+        next.changed_at = seq;
         stored_bytes = stored_bytes - table_bytes(now) + table_bytes(&next);
         if next.end_page() > now.end_page() {
             stats.count_growth();

@@ -1,0 +1,157 @@
+//! Request ids, logging, timeouts, internal errors, authentication and rate limits.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::config::Role;
+use crate::error::{ApiError, InternalDetail};
+use crate::state::{AppState, ClientId, RATE_LIMIT_CLIENTS_MAX};
+
+/// The id of a request, in its extensions and in the `x-request-id` response header.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestId(pub u64);
+
+/// Outermost layer: gives the request an id, logs it, bounds its time, and turns internal
+/// errors (and panics) into a generic message that carries the id; the detail goes to the log.
+pub async fn context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let id = RequestId(state.request_ids.fetch_add(1, Ordering::Relaxed));
+    req.extensions_mut().insert(id);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let start = Instant::now();
+    let span = tracing::info_span!("request", id = id.0, %method, %path);
+    let _entered = span.enter();
+    drop(_entered);
+    let result = {
+        use tracing::Instrument;
+        tokio::time::timeout(state.cfg.request_timeout, next.run(req)).instrument(span.clone()).await
+    };
+    let mut response = match result {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "the request took longer than {} ms; a write may still be applied",
+                state.cfg.request_timeout.as_millis()
+            ),
+        )
+        .into_response(),
+    };
+    let status = response.status();
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        let detail = response
+            .extensions()
+            .get::<InternalDetail>()
+            .map_or("a panic or an unexpected failure", |d| d.0.as_str());
+        tracing::error!(parent: &span, request_id = id.0, detail, "internal error");
+        let body = json!({ "error": { "code": "internal", "message": format!("internal error (request id {})", id.0) } });
+        response = (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+    }
+    if let Ok(v) = HeaderValue::from_str(&id.0.to_string()) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    state.http.count(status.as_u16());
+    tracing::info!(parent: &span, status = status.as_u16(), micros = start.elapsed().as_micros() as u64, "served");
+    response
+}
+
+fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Checks `Authorization: Bearer KEY` when keys are configured: a missing or unknown key is
+/// 401, a read key attempting a write is 403. Keys are compared in constant time. `/health`
+/// stays open.
+pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let keys = &state.cfg.api_keys;
+    let addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if keys.is_empty() || req.uri().path() == "/health" {
+        if let Some(ip) = addr {
+            req.extensions_mut().insert(ClientId::Addr(ip));
+        }
+        return next.run(req).await;
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(presented) = presented else {
+        state.http.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "an API key is required: Authorization: Bearer KEY",
+        )
+        .into_response();
+    };
+    // Compare against every key, without stopping at a match, so the time taken does not
+    // depend on which key (if any) matched.
+    let mut found: Option<usize> = None;
+    for (i, k) in keys.iter().enumerate() {
+        let eq: bool = k.key.as_bytes().ct_eq(presented.as_bytes()).into();
+        if eq && found.is_none() {
+            found = Some(i);
+        }
+    }
+    let Some(index) = found else {
+        state.http.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown API key").into_response();
+    };
+    if keys[index].role == Role::Read && !is_read(req.method()) {
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this API key may only read")
+            .into_response();
+    }
+    req.extensions_mut().insert(ClientId::Key(index));
+    next.run(req).await
+}
+
+/// Per-client rate limit: 429 with `Retry-After` when a client exceeds its requests per
+/// second.
+pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(limiter) = &state.limiter
+        && let Some(client) = req.extensions().get::<ClientId>()
+    {
+        if limiter.len() > RATE_LIMIT_CLIENTS_MAX {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if let Err(not_until) = limiter.check_key(client) {
+            state.http.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let wait = not_until
+                .wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            let mut e =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down");
+            e.retry_after = Some(wait.as_secs().max(1));
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// An empty body with a JSON error, for routes that do not exist.
+pub async fn not_found(req: Request<Body>) -> Response {
+    ApiError::not_found("not_found", format!("no route for {} {}", req.method(), req.uri().path()))
+        .into_response()
+}
+
+/// For routes that exist but not with this method.
+pub async fn method_not_allowed(req: Request<Body>) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+    .into_response()
+}

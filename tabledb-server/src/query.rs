@@ -1,0 +1,314 @@
+//! Listing records: PostgREST-style filters (`field=eq.5`, `neq`, `lt`, `lte`, `gt`, `gte`,
+//! `in.(1,2)`), `order=field.asc|desc`, `limit`, `offset`, and `count=true` for the total.
+
+use std::cmp::Ordering;
+
+use tabledb::schema::{Field, TableSchema};
+use tabledb::types::{Primitive, TypeKind, TypeLayout};
+use tabledb::{RawTableView, RecordId};
+
+use crate::error::ApiError;
+
+/// A comparable value of a field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Key {
+    Int(i128),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+}
+
+impl Key {
+    fn cmp(&self, other: &Key) -> Option<Ordering> {
+        match (self, other) {
+            (Key::Int(a), Key::Int(b)) => Some(a.cmp(b)),
+            (Key::Float(a), Key::Float(b)) => a.partial_cmp(b),
+            (Key::Bool(a), Key::Bool(b)) => Some(a.cmp(b)),
+            (Key::Str(a), Key::Str(b)) => Some(a.cmp(b)),
+            _ => None,
+        }
+    }
+}
+
+/// Where a filter or an ordering looks: the id, or a field.
+#[derive(Debug, Clone)]
+enum Target {
+    Id,
+    Field(Field),
+}
+
+impl Target {
+    fn resolve(schema: &TableSchema, name: &str) -> Result<Target, ApiError> {
+        if name == "id" {
+            return Ok(Target::Id);
+        }
+        let field = schema
+            .field(name)
+            .ok_or_else(|| ApiError::bad_request(format!("table `{}` has no field `{name}`", schema.name)))?;
+        if !comparable(&field.layout) {
+            return Err(ApiError::bad_request(format!(
+                "field `{name}` has type `{}`, which cannot be filtered or ordered",
+                field.layout.name
+            )));
+        }
+        Ok(Target::Field(field.clone()))
+    }
+
+    fn key(&self, id: RecordId, record: &[u8]) -> Key {
+        match self {
+            Target::Id => Key::Int(i128::from(id.0)),
+            Target::Field(f) => key_of(&f.layout, &record[f.range()]),
+        }
+    }
+
+    fn parse(&self, text: &str) -> Result<Key, String> {
+        match self {
+            Target::Id => {
+                text.parse::<u64>().map(|v| Key::Int(v.into())).map_err(|_| format!("`{text}` is not an id"))
+            }
+            Target::Field(f) => parse_key(&f.layout, text),
+        }
+    }
+}
+
+fn comparable(layout: &TypeLayout) -> bool {
+    matches!(layout.kind, TypeKind::Primitive(_) | TypeKind::Str { .. })
+}
+
+fn le<const N: usize>(b: &[u8]) -> [u8; N] {
+    b[..N].try_into().expect("field width")
+}
+
+fn key_of(layout: &TypeLayout, b: &[u8]) -> Key {
+    match &layout.kind {
+        TypeKind::Primitive(p) => match p {
+            Primitive::I8 => Key::Int(i8::from_le_bytes(le(b)).into()),
+            Primitive::I16 => Key::Int(i16::from_le_bytes(le(b)).into()),
+            Primitive::I32 => Key::Int(i32::from_le_bytes(le(b)).into()),
+            Primitive::I64 => Key::Int(i64::from_le_bytes(le(b)).into()),
+            Primitive::U8 => Key::Int(b[0].into()),
+            Primitive::U16 => Key::Int(u16::from_le_bytes(le(b)).into()),
+            Primitive::U32 => Key::Int(u32::from_le_bytes(le(b)).into()),
+            Primitive::U64 => Key::Int(u64::from_le_bytes(le(b)).into()),
+            Primitive::F32 => Key::Float(f32::from_le_bytes(le(b)).into()),
+            Primitive::F64 => Key::Float(f64::from_le_bytes(le(b))),
+            Primitive::Bool => Key::Bool(b[0] != 0),
+        },
+        TypeKind::Str { .. } => match layout.to_json(b) {
+            Ok(serde_json::Value::String(s)) => Key::Str(s),
+            _ => Key::Str(String::new()),
+        },
+        _ => Key::Str(String::new()),
+    }
+}
+
+fn parse_key(layout: &TypeLayout, text: &str) -> Result<Key, String> {
+    let bad = || format!("`{text}` is not a value of type `{}`", layout.name);
+    match &layout.kind {
+        TypeKind::Primitive(Primitive::F32 | Primitive::F64) => {
+            text.parse::<f64>().map(Key::Float).map_err(|_| bad())
+        }
+        TypeKind::Primitive(Primitive::Bool) => match text {
+            "true" => Ok(Key::Bool(true)),
+            "false" => Ok(Key::Bool(false)),
+            _ => Err(bad()),
+        },
+        TypeKind::Primitive(_) => text.parse::<i128>().map(Key::Int).map_err(|_| bad()),
+        TypeKind::Str { .. } => Ok(Key::Str(text.to_owned())),
+        _ => Err(bad()),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Neq,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    In,
+}
+
+#[derive(Debug)]
+struct Filter {
+    target: Target,
+    op: Op,
+    values: Vec<Key>,
+}
+
+impl Filter {
+    fn parse(schema: &TableSchema, field: &str, spec: &str) -> Result<Filter, ApiError> {
+        let target = Target::resolve(schema, field)?;
+        let (op, rest) = spec.split_once('.').ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "filter `{field}={spec}`: expected operator.value, e.g. `{field}=eq.5`"
+            ))
+        })?;
+        let op = match op {
+            "eq" => Op::Eq,
+            "neq" => Op::Neq,
+            "lt" => Op::Lt,
+            "lte" => Op::Lte,
+            "gt" => Op::Gt,
+            "gte" => Op::Gte,
+            "in" => Op::In,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "filter on `{field}`: unknown operator `{other}`; use eq, neq, lt, lte, gt, gte or in"
+                )));
+            }
+        };
+        let texts: Vec<&str> = if op == Op::In {
+            let inner = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "filter on `{field}`: `in` takes a list, e.g. `{field}=in.(1,2)`"
+                ))
+            })?;
+            if inner.is_empty() { Vec::new() } else { inner.split(',').collect() }
+        } else {
+            vec![rest]
+        };
+        if texts.len() > MAX_IN_VALUES {
+            return Err(ApiError::bad_request(format!(
+                "filter on `{field}`: at most {MAX_IN_VALUES} values"
+            )));
+        }
+        let values = texts
+            .into_iter()
+            .map(|t| target.parse(t).map_err(|e| ApiError::bad_request(format!("filter on `{field}`: {e}"))))
+            .collect::<Result<_, _>>()?;
+        Ok(Filter { target, op, values })
+    }
+
+    fn matches(&self, id: RecordId, record: &[u8]) -> bool {
+        let key = self.target.key(id, record);
+        let ord = |v: &Key| key.cmp(v);
+        match self.op {
+            Op::Eq => ord(&self.values[0]) == Some(Ordering::Equal),
+            Op::Neq => ord(&self.values[0]).is_some_and(|o| o != Ordering::Equal),
+            Op::Lt => ord(&self.values[0]) == Some(Ordering::Less),
+            Op::Lte => matches!(ord(&self.values[0]), Some(Ordering::Less | Ordering::Equal)),
+            Op::Gt => ord(&self.values[0]) == Some(Ordering::Greater),
+            Op::Gte => matches!(ord(&self.values[0]), Some(Ordering::Greater | Ordering::Equal)),
+            Op::In => self.values.iter().any(|v| ord(v) == Some(Ordering::Equal)),
+        }
+    }
+}
+
+/// Values an `in` filter may list at most.
+pub const MAX_IN_VALUES: usize = 1000;
+
+/// A parsed listing request.
+#[derive(Debug)]
+pub struct Listing {
+    filters: Vec<Filter>,
+    order: Option<(Target, bool)>,
+    pub limit: usize,
+    pub offset: usize,
+    pub count: bool,
+}
+
+impl Listing {
+    /// Parses the query parameters against a table's schema; every mistake names the
+    /// parameter.
+    pub fn parse(
+        schema: &TableSchema,
+        params: &[(String, String)],
+        max_page: usize,
+    ) -> Result<Listing, ApiError> {
+        let mut listing =
+            Listing { filters: Vec::new(), order: None, limit: max_page.min(100), offset: 0, count: false };
+        for (key, value) in params {
+            match key.as_str() {
+                "limit" => {
+                    let limit: usize = value
+                        .parse()
+                        .map_err(|_| ApiError::bad_request(format!("limit `{value}` is not a number")))?;
+                    if limit > max_page {
+                        return Err(ApiError::bad_request(format!(
+                            "limit {limit} exceeds the maximum page size {max_page}"
+                        )));
+                    }
+                    listing.limit = limit;
+                }
+                "offset" => {
+                    listing.offset = value
+                        .parse()
+                        .map_err(|_| ApiError::bad_request(format!("offset `{value}` is not a number")))?;
+                }
+                "count" => {
+                    listing.count = match value.as_str() {
+                        "true" | "exact" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(ApiError::bad_request(format!("count `{value}`: use true or false")));
+                        }
+                    }
+                }
+                "order" => {
+                    let (field, dir) = value.rsplit_once('.').unwrap_or((value.as_str(), "asc"));
+                    let desc = match dir {
+                        "asc" => false,
+                        "desc" => true,
+                        _ => {
+                            return Err(ApiError::bad_request(format!(
+                                "order `{value}`: use field.asc or field.desc"
+                            )));
+                        }
+                    };
+                    listing.order = Some((Target::resolve(schema, field)?, desc));
+                }
+                field => listing.filters.push(Filter::parse(schema, field, value)?),
+            }
+        }
+        Ok(listing)
+    }
+
+    fn matches(&self, id: RecordId, record: &[u8]) -> bool {
+        self.filters.iter().all(|f| f.matches(id, record))
+    }
+
+    /// Runs the listing over one table of a snapshot: the page of matching records (id order
+    /// unless ordered) and, when asked, the total count of matches.
+    pub fn run<'a>(&self, table: RawTableView<'a>) -> (Vec<(RecordId, &'a [u8])>, Option<u64>) {
+        match &self.order {
+            None => {
+                let mut page = Vec::with_capacity(self.limit.min(1024));
+                let mut matched = 0u64;
+                for (id, rec) in table.iter() {
+                    if !self.matches(id, rec) {
+                        continue;
+                    }
+                    if matched >= self.offset as u64 && page.len() < self.limit {
+                        page.push((id, rec));
+                    }
+                    matched += 1;
+                    if !self.count && page.len() == self.limit {
+                        break;
+                    }
+                }
+                (page, self.count.then_some(matched))
+            }
+            Some((target, desc)) => {
+                let mut all: Vec<(Key, RecordId, &'a [u8])> = table
+                    .iter()
+                    .filter(|(id, rec)| self.matches(*id, rec))
+                    .map(|(id, rec)| (target.key(id, rec), id, rec))
+                    .collect();
+                let total = all.len() as u64;
+                all.sort_by(|a, b| {
+                    let o = a.0.cmp(&b.0).unwrap_or(Ordering::Equal).then(a.1.cmp(&b.1));
+                    if *desc { o.reverse() } else { o }
+                });
+                let page = all
+                    .into_iter()
+                    .skip(self.offset)
+                    .take(self.limit)
+                    .map(|(_, id, rec)| (id, rec))
+                    .collect();
+                (page, self.count.then_some(total))
+            }
+        }
+    }
+}

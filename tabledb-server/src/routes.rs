@@ -1,0 +1,468 @@
+//! The handlers. Reads come straight from the latest snapshot; writes, schema changes and
+//! procedure calls go through the runtime's queue and are answered once acknowledged.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tabledb::runtime::Job;
+use tabledb::schema::{FieldDef, RelationId, TableSchema};
+use tabledb::types::{TypeDef, TypeKind, TypeLayout};
+use tabledb::{RecordId, Snapshot};
+
+use crate::body::JsonBody;
+use crate::error::{ApiError, ApiResult};
+use crate::query::Listing;
+use crate::state::AppState;
+
+/// Most records one request may create.
+pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;
+
+fn created(v: Value) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// A record as JSON: its `id`, then its fields.
+pub fn record_json(schema: &TableSchema, id: RecordId, bytes: &[u8]) -> Result<Value, tabledb::Error> {
+    let mut map = Map::with_capacity(schema.fields.len() + 1);
+    map.insert("id".into(), Value::from(id.0));
+    map.extend(schema.record_to_json(bytes)?);
+    Ok(Value::Object(map))
+}
+
+fn layout_json(t: &TypeLayout) -> Value {
+    let mut v = json!({ "name": t.name, "size": t.size, "align": t.align });
+    let (kind, extra) = match &t.kind {
+        TypeKind::Primitive(_) => ("primitive", None),
+        TypeKind::Str { capacity } => ("string", Some(("max_len", json!(capacity)))),
+        TypeKind::Array { elem, len } => {
+            ("array", Some(("element", json!({ "type": elem.name, "len": len }))))
+        }
+        TypeKind::Composite { members } => (
+            "composite",
+            Some((
+                "fields",
+                members
+                    .iter()
+                    .map(|m| json!({ "name": m.name, "type": m.layout.name, "offset": m.offset }))
+                    .collect(),
+            )),
+        ),
+    };
+    v["kind"] = json!(kind);
+    if let Some((k, e)) = extra {
+        v[k] = e;
+    }
+    v
+}
+
+fn table_json(snap: &Snapshot, name: &str) -> Result<Value, tabledb::Error> {
+    let schema = snap.schema(name)?;
+    let fields: Vec<Value> = schema
+        .fields
+        .iter()
+        .map(|f| {
+            let mut v =
+                json!({ "name": f.name, "type": f.layout.name, "offset": f.offset, "size": f.layout.size });
+            if let TypeKind::Str { capacity } = f.layout.kind {
+                v["max_len"] = json!(capacity);
+            }
+            v
+        })
+        .collect();
+    Ok(json!({
+        "name": schema.name,
+        "id": snap.table_id(name).map(|i| i.0),
+        "record_size": schema.record_size,
+        "records": snap.len(name)?,
+        "fields": fields,
+    }))
+}
+
+// ---- health, metrics, OpenAPI ----
+
+pub async fn health(State(s): State<AppState>) -> Response {
+    let m = s.rt.metrics();
+    let persist = s.db.persistence_status();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let writes_stopped = persist.as_ref().and_then(|p| p.writes_stopped.clone());
+    let persistence_errors = m.flush_failures
+        + m.checkpoint_failures
+        + persist.as_ref().map_or(0, |p| p.log_sync_failures + p.checkpoint_failures);
+    let status = if writes_stopped.is_some() {
+        "writes_stopped"
+    } else if s.rt.is_stopping() {
+        "stopping"
+    } else if persistence_errors > 0 {
+        "degraded"
+    } else {
+        "ok"
+    };
+    let body = json!({
+        "status": status,
+        "tick_rate": m.tick_hz,
+        "ticks": m.ticks,
+        "last_tick_unix_ms": m.last_tick_unix_ms,
+        "last_tick_age_ms": now_ms.saturating_sub(m.last_tick_unix_ms),
+        "durability": s.db.durability().map(|d| d.to_string()),
+        "durable_seq": persist.as_ref().map(|p| p.durable_seq),
+        "queue_len": m.queue_len,
+        "persistence_errors": persistence_errors,
+        "last_error": m.last_error.or_else(|| persist.as_ref().and_then(|p| p.last_error.clone())),
+        "writes_stopped": writes_stopped,
+        "uptime_s": s.started.elapsed().as_secs(),
+    });
+    let code = if status == "writes_stopped" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (code, Json(body)).into_response()
+}
+
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    match crate::metrics::render(&s) {
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => ApiError::internal(format!("encoding metrics failed: {e}")).into_response(),
+    }
+}
+
+pub async fn openapi(State(s): State<AppState>) -> Json<Value> {
+    Json(crate::openapi::document(&s))
+}
+
+// ---- types ----
+
+pub async fn list_types(State(s): State<AppState>) -> Json<Value> {
+    let snap = s.snapshot();
+    Json(Value::Array(snap.types().iter().map(|t| layout_json(t)).collect()))
+}
+
+pub async fn create_type(State(s): State<AppState>, JsonBody(def): JsonBody<TypeDef>) -> ApiResult<Response> {
+    let v = s.run(Job::Ddl(Box::new(move |db| Ok(layout_json(&*db.register_type(def)?))))).await?;
+    Ok(created(v))
+}
+
+// ---- tables ----
+
+pub async fn list_tables(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let snap = s.snapshot();
+    let tables = snap.table_names().map(|n| table_json(&snap, n)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(Value::Array(tables)))
+}
+
+pub async fn get_table(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(table_json(&s.snapshot(), &name)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTable {
+    fields: Vec<FieldDef>,
+}
+
+pub async fn create_table(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<CreateTable>,
+) -> ApiResult<Response> {
+    let v = s
+        .run(Job::Ddl(Box::new(move |db| {
+            db.create_table_from_defs(&name, &body.fields)?;
+            table_json(&db.snapshot(), &name)
+        })))
+        .await?;
+    Ok(created(v))
+}
+
+pub async fn drop_table(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+    s.run(Job::Ddl(Box::new(move |db| db.drop_table(&name).map(|()| Value::Null)))).await?;
+    Ok(no_content())
+}
+
+pub async fn add_field(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(field): JsonBody<FieldDef>,
+) -> ApiResult<Response> {
+    let v = s
+        .run(Job::Ddl(Box::new(move |db| {
+            db.add_field(&name, &field)?;
+            table_json(&db.snapshot(), &name)
+        })))
+        .await?;
+    Ok(created(v))
+}
+
+pub async fn remove_field(
+    State(s): State<AppState>,
+    Path((name, field)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    s.run(Job::Ddl(Box::new(move |db| db.remove_field(&name, &field).map(|()| Value::Null)))).await?;
+    Ok(no_content())
+}
+
+pub async fn compact(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let v = s
+        .run(Job::Ddl(Box::new(move |db| {
+            db.compact_table(&name)?;
+            table_json(&db.snapshot(), &name)
+        })))
+        .await?;
+    Ok(Json(v))
+}
+
+// ---- records ----
+
+fn object(v: Value, what: &str) -> ApiResult<Map<String, Value>> {
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::bad_request(format!("{what} must be a JSON object of fields"))),
+    }
+}
+
+/// Refuses an `id` in a body, unless it is `allowed`.
+fn check_id(obj: &mut Map<String, Value>, allowed: Option<RecordId>) -> ApiResult<()> {
+    match (obj.remove("id"), allowed) {
+        (None, _) => Ok(()),
+        (Some(v), Some(id)) if v.as_u64() == Some(id.0) => Ok(()),
+        (Some(_), Some(id)) => {
+            Err(ApiError::bad_request(format!("field `id` must be {id}, the id in the path, or be left out")))
+        }
+        (Some(_), None) => {
+            Err(ApiError::bad_request("field `id` is assigned by the database and cannot be given"))
+        }
+    }
+}
+
+pub async fn create_records(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Response> {
+    let (objects, many) = match body {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(ApiError::bad_request("the array of records is empty"));
+            }
+            if items.len() > MAX_RECORDS_PER_REQUEST {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("at most {MAX_RECORDS_PER_REQUEST} records per request"),
+                ));
+            }
+            let objects = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| object(v, &format!("record {i}")))
+                .collect::<ApiResult<Vec<_>>>()?;
+            (objects, true)
+        }
+        other => (vec![object(other, "the record")?], false),
+    };
+    let mut objects = objects;
+    for (i, obj) in objects.iter_mut().enumerate() {
+        check_id(obj, None).map_err(|e| {
+            if many { ApiError::bad_request(format!("record {i}: {}", e.message)) } else { e }
+        })?;
+    }
+    let v = s
+        .run(Job::Write(Box::new(move |tx| {
+            let schema = tx.snapshot().schema(name.as_str())?.clone();
+            let mut ids = Vec::with_capacity(objects.len());
+            for obj in &objects {
+                let bytes = schema.record_from_json(obj, None)?;
+                ids.push(tx.create_record(name.as_str(), &bytes)?);
+            }
+            if many {
+                Ok(json!({ "ids": ids }))
+            } else {
+                record_json(&schema, ids[0], tx.read_record(name.as_str(), ids[0])?)
+            }
+        })))
+        .await?;
+    Ok(created(v))
+}
+
+pub async fn list_records(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
+    let snap = s.snapshot();
+    let table = snap.raw_table(name.as_str())?;
+    let listing = Listing::parse(table.schema(), &params, s.cfg.max_page_size)?;
+    let (page, total) = listing.run(table);
+    let records = page
+        .into_iter()
+        .map(|(id, rec)| record_json(table.schema(), id, rec))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut body = json!({ "records": records, "limit": listing.limit, "offset": listing.offset });
+    if let Some(t) = total {
+        body["total"] = json!(t);
+    }
+    Ok(Json(body))
+}
+
+fn parse_id(id: &str) -> ApiResult<RecordId> {
+    match id.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(RecordId(n)),
+        _ => Err(ApiError::bad_request(format!("`{id}` is not a record id (a positive integer)"))),
+    }
+}
+
+pub async fn get_record(
+    State(s): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let snap = s.snapshot();
+    let bytes = snap.read_record(name.as_str(), id)?;
+    let raw = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/octet-stream"));
+    if raw {
+        return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes.to_vec()).into_response());
+    }
+    Ok(Json(record_json(snap.schema(name.as_str())?, id, bytes)?).into_response())
+}
+
+pub async fn put_record(
+    State(s): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let mut obj = object(body, "the record")?;
+    check_id(&mut obj, Some(id))?;
+    let v = s
+        .run(Job::Write(Box::new(move |tx| {
+            let schema = tx.snapshot().schema(name.as_str())?.clone();
+            let bytes = schema.record_from_json(&obj, None)?;
+            tx.update_record(name.as_str(), id, &bytes)?;
+            record_json(&schema, id, tx.read_record(name.as_str(), id)?)
+        })))
+        .await?;
+    Ok(Json(v))
+}
+
+pub async fn patch_record(
+    State(s): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let mut obj = object(body, "the fields to change")?;
+    check_id(&mut obj, Some(id))?;
+    let v = s
+        .run(Job::Write(Box::new(move |tx| {
+            let schema = tx.snapshot().schema(name.as_str())?.clone();
+            // Field by field, so concurrent changes to other fields are kept.
+            let mut buf = Vec::new();
+            let fields: BTreeMap<&String, &Value> = obj.iter().collect();
+            for (key, value) in fields {
+                let field = schema.require_field(key)?;
+                buf.clear();
+                buf.resize(field.layout.size, 0);
+                field.layout.from_json(value, &mut buf).map_err(|source| {
+                    tabledb::schema::SchemaError::InvalidValue { field: key.clone(), source }
+                })?;
+                tx.partial_update(name.as_str(), id, key, &buf)?;
+            }
+            if obj.is_empty() {
+                // Nothing to change, but the record must exist.
+                tx.read_record(name.as_str(), id)?;
+            }
+            record_json(&schema, id, tx.read_record(name.as_str(), id)?)
+        })))
+        .await?;
+    Ok(Json(v))
+}
+
+pub async fn delete_record(
+    State(s): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    s.run(Job::Write(Box::new(move |tx| tx.delete_record(name.as_str(), id).map(|()| Value::Null)))).await?;
+    Ok(no_content())
+}
+
+// ---- relations ----
+
+fn relation_json(r: &tabledb::schema::Relation) -> Value {
+    serde_json::to_value(r).unwrap_or(Value::Null)
+}
+
+pub async fn list_relations(State(s): State<AppState>) -> Json<Value> {
+    Json(Value::Array(s.snapshot().relations().map(relation_json).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRelation {
+    name: Option<String>,
+    from_table: String,
+    from_field: String,
+    to_table: String,
+    to_field: Option<String>,
+}
+
+pub async fn create_relation(
+    State(s): State<AppState>,
+    JsonBody(r): JsonBody<CreateRelation>,
+) -> ApiResult<Response> {
+    let v = s
+        .run(Job::Ddl(Box::new(move |db| {
+            let to_field = r.to_field.as_deref().unwrap_or(tabledb::schema::ID_FIELD);
+            let rel =
+                db.create_relation(r.name.as_deref(), &r.from_table, &r.from_field, &r.to_table, to_field)?;
+            Ok(relation_json(&rel))
+        })))
+        .await?;
+    Ok(created(v))
+}
+
+pub async fn drop_relation(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id: u64 = id.parse().map_err(|_| ApiError::bad_request(format!("`{id}` is not a relation id")))?;
+    s.run(Job::Ddl(Box::new(move |db| db.drop_relation(RelationId(id)).map(|_| Value::Null)))).await?;
+    Ok(no_content())
+}
+
+// ---- procedures ----
+
+pub fn procedure_json(p: &tabledb::Procedure) -> Value {
+    json!({
+        "name": p.name,
+        "doc": p.doc,
+        "timeout_ms": p.timeout.map(|t| t.as_millis() as u64),
+        "params": p.params.iter().map(|q| json!({
+            "name": q.name, "type": q.type_name, "required": q.required, "schema": (q.schema)(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn list_procedures(State(s): State<AppState>) -> Json<Value> {
+    Json(Value::Array(s.rt.procedures().iter().map(procedure_json).collect()))
+}
+
+pub async fn call_procedure(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(args): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    if !args.is_object() {
+        return Err(ApiError::bad_request("the parameters must be a JSON object of named parameters"));
+    }
+    Ok(Json(s.run(Job::Call { name, args }).await?))
+}

@@ -1,0 +1,98 @@
+//! What every handler shares.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use governor::{DefaultKeyedRateLimiter, Quota};
+use serde_json::Value;
+use tabledb::runtime::{Job, RuntimeHandle};
+use tabledb::{Database, Snapshot};
+use tokio::sync::oneshot;
+
+use crate::config::ServerConfig;
+use crate::error::{ApiError, ApiResult};
+
+/// Who a request comes from, for rate limiting.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ClientId {
+    /// The index of the API key it presented.
+    Key(usize),
+    Addr(std::net::IpAddr),
+}
+
+/// Counters of HTTP traffic.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    /// Responses by status class: 1xx .. 5xx.
+    pub responses: [AtomicU64; 5],
+    pub rate_limited: AtomicU64,
+    pub unauthorized: AtomicU64,
+}
+
+impl HttpMetrics {
+    pub fn count(&self, status: u16) {
+        if let Some(c) = self.responses.get(usize::from(status / 100).wrapping_sub(1)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The most distinct clients the rate limiter tracks before it forgets idle ones.
+pub const RATE_LIMIT_CLIENTS_MAX: usize = 100_000;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub rt: RuntimeHandle,
+    pub db: Database,
+    pub cfg: Arc<ServerConfig>,
+    pub limiter: Option<Arc<DefaultKeyedRateLimiter<ClientId>>>,
+    pub http: Arc<HttpMetrics>,
+    pub started: Instant,
+    pub request_ids: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(rt: RuntimeHandle, cfg: ServerConfig) -> AppState {
+        let limiter = NonZeroU32::new(cfg.rate_limit)
+            .map(|n| Arc::new(governor::RateLimiter::keyed(Quota::per_second(n))));
+        AppState {
+            db: rt.database().clone(),
+            rt,
+            cfg: Arc::new(cfg),
+            limiter,
+            http: Arc::new(HttpMetrics::default()),
+            started: Instant::now(),
+            request_ids: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// The latest snapshot: reads never wait for a tick.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.db.snapshot()
+    }
+
+    /// Sends a job to the tick loop and waits for its answer.
+    pub async fn run(&self, job: Job) -> ApiResult<Value> {
+        let (tx, rx) = oneshot::channel();
+        self.rt.submit(
+            job,
+            Box::new(move |r| {
+                // The client may have gone away; then nobody needs the answer.
+                let _ = tx.send(r);
+            }),
+        )?;
+        match rx.await {
+            Ok(r) => r.map_err(ApiError::from),
+            Err(_) => Err(tabledb::procedure::ProcError::ShuttingDown.into()),
+        }
+    }
+}
