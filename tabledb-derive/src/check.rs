@@ -29,7 +29,7 @@ const BUILTIN_TYPE_NAMES: &[&str] =
 
 /// The name rule of tabledb (`tabledb::schema::validate_name`): 1 to 63 characters from
 /// a-z, 0-9 and _, not starting with a digit.
-fn name_problem(name: &str) -> Option<String> {
+pub(crate) fn name_problem(name: &str) -> Option<String> {
     const RULE: &str = "names are 1 to 63 characters from a-z, 0-9 and _, not starting with a digit";
     if name.is_empty() {
         return Some(format!("the name is empty; {RULE}"));

@@ -114,7 +114,7 @@ fn layout(c: &Checked<'_>, krate: &syn::Path, offset_name: impl Fn(usize) -> Ide
 }
 
 /// `tokens` with every span, in nested groups too, set to `span`.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut tt| {

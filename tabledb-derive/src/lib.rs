@@ -1,9 +1,9 @@
 //! Derive macros for tabledb. Use them through the `tabledb` crate, which re-exports them:
-//! `#[derive(tabledb::Table)]` and `#[derive(tabledb::FieldType)]`.
+//! `#[derive(tabledb::Table)]`, `#[derive(tabledb::FieldType)]` and `#[tabledb::procedure]`.
 //!
 //! Each macro runs the same pipeline: attributes ([`attr`]) → a model of the struct ([`ast`])
 //! → checks that collect every mistake with its span ([`check`]) → generated code
-//! ([`expand`]).
+//! ([`expand`]). `#[procedure]` runs the same pipeline in [`procedure`](mod@procedure).
 
 mod ast;
 mod attr;
@@ -11,6 +11,7 @@ mod case;
 mod check;
 mod ctxt;
 mod expand;
+mod procedure;
 
 use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
@@ -34,6 +35,23 @@ pub fn derive_table(input: TokenStream) -> TokenStream {
 pub fn derive_field_type(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::derive(&input, ast::Kind::FieldType).unwrap_or_else(to_compile_errors).into()
+}
+
+/// Makes `fn name(ctx: &mut ProcCtx<'_>, a: A, b: B) -> Result<T, E>` a stored procedure: the
+/// function stays as it is, and a module of the same name (with the function's visibility)
+/// holds `PARAMS` (each parameter's name, type and JSON schema), `PROCEDURE` and
+/// `procedure()`, the `tabledb::procedure::Procedure` to register in a `ProcedureRegistry`.
+///
+/// Options: `#[procedure(name = "...")]` (default: the function's name), `timeout_ms = N` (how
+/// long one call may take) and `crate = "path"` when `tabledb` is not a direct dependency.
+///
+/// The function is a free function at module level (the module refers to it as `super::name`,
+/// and to the parameter types through `use super::*`). Its parameters after the context are
+/// owned `tabledb::procedure::ParamType`s; `T` is `serde::Serialize` and `E` is `Display`
+/// (a `tabledb::Error` keeps its kind).
+#[proc_macro_attribute]
+pub fn procedure(args: TokenStream, item: TokenStream) -> TokenStream {
+    procedure::expand(args.into(), item.into()).into()
 }
 
 fn to_compile_errors(errors: Vec<syn::Error>) -> proc_macro2::TokenStream {

@@ -120,3 +120,13 @@ fn relations_are_enforced_on_every_write() {
     tx.create_record("member", &member(t2.0, 2)).unwrap();
     tx.commit().unwrap();
 }
+
+#[test]
+fn typed_handles_can_be_found_by_type() {
+    let db = Database::new();
+    let players = db.create_table::<Player>().unwrap();
+    let found = db.snapshot().table_ref::<Player>().unwrap();
+    assert_eq!(found.id(), players.id());
+    db.add_field("player", &tabledb::schema::FieldDef::new("mana", "u16")).unwrap();
+    assert!(matches!(db.snapshot().table_ref::<Player>(), Err(tabledb::Error::SchemaMismatch { .. })));
+}

@@ -79,6 +79,11 @@ impl<'a> ProcCtx<'a> {
         }
     }
 
+    /// The typed handle of `T`'s table, after checking that its schema matches `T`.
+    pub fn table<T: Table>(&self) -> Result<TableRef<T>, Error> {
+        self.tx.snapshot().table_ref::<T>()
+    }
+
     /// A read-only view of a typed table as of the transaction's start (for parallel
     /// reductions: `par_sum`, `par_count`, `par_reduce`, `par_iter`). The table counts as read
     /// as a whole. It does not show the transaction's own writes.
@@ -244,6 +249,9 @@ pub enum ProcError {
     Overloaded,
     #[error("the runtime is shutting down")]
     ShuttingDown,
+    /// A procedure could not be registered.
+    #[error("{0}")]
+    Registration(String),
 }
 
 impl From<Error> for ProcError {
@@ -323,21 +331,16 @@ impl ProcedureRegistry {
 
     /// Registers a procedure; refused when the name breaks the name rule or is taken.
     pub fn register(&mut self, procedure: Procedure) -> Result<(), ProcError> {
-        validate_name(procedure.name).map_err(|e| ProcError::BadParams {
-            param: String::new(),
-            message: format!("procedure name `{}`: {e}", procedure.name),
-        })?;
+        validate_name(procedure.name)
+            .map_err(|e| ProcError::Registration(format!("procedure name `{}`: {e}", procedure.name)))?;
         if self.procedures.contains_key(procedure.name) {
-            return Err(ProcError::BadParams {
-                param: String::new(),
-                message: format!("procedure `{}` is already registered", procedure.name),
-            });
+            return Err(ProcError::Registration(format!(
+                "procedure `{}` is already registered",
+                procedure.name
+            )));
         }
         if self.procedures.len() >= MAX_PROCEDURES {
-            return Err(ProcError::BadParams {
-                param: String::new(),
-                message: format!("at most {MAX_PROCEDURES} procedures"),
-            });
+            return Err(ProcError::Registration(format!("at most {MAX_PROCEDURES} procedures")));
         }
         self.procedures.insert(procedure.name, procedure);
         Ok(())

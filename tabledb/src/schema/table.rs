@@ -348,18 +348,17 @@ impl TableSchema {
     /// A 64-bit digest of the layout (field names, types, offsets, record size), used to check
     /// that a typed handle still matches its table.
     pub fn fingerprint(&self) -> u64 {
-        let mut h = crate::types::TypeId::of_name(&self.name).0;
-        let mut mix = |x: u64| {
-            h ^= x;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        };
-        for f in &self.fields {
-            mix(TypeId::of_name(&f.name).0);
-            mix(f.type_id.0);
-            mix(f.offset as u64);
-        }
-        mix(self.record_size as u64);
-        h
+        fingerprint(
+            &self.name,
+            self.fields.iter().map(|f| (f.name.as_str(), f.type_id, f.offset)),
+            self.record_size,
+        )
+    }
+
+    /// The fingerprint the schema of a derived table type has, computed from its constants
+    /// alone (no registry, no allocation).
+    pub fn fingerprint_of<T: crate::Table>() -> u64 {
+        fingerprint(T::NAME, T::FIELDS.iter().map(|f| (f.name, f.type_id, f.offset)), T::RECORD_SIZE)
     }
 
     /// The schema of a derived table type, registering its field types in `types`.
@@ -377,6 +376,25 @@ impl TableSchema {
         debug_assert!(schema.fields.iter().zip(T::FIELDS).all(|(a, b)| a.offset == b.offset));
         Ok(schema)
     }
+}
+
+fn fingerprint<'a>(
+    name: &str,
+    fields: impl Iterator<Item = (&'a str, TypeId, usize)>,
+    record_size: usize,
+) -> u64 {
+    let mut h = TypeId::of_name(name).0;
+    let mut mix = |x: u64| {
+        h ^= x;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    for (field, type_id, offset) in fields {
+        mix(TypeId::of_name(field).0);
+        mix(type_id.0);
+        mix(offset as u64);
+    }
+    mix(record_size as u64);
+    h
 }
 
 /// The type id of a field type, for use in generated code and tests.

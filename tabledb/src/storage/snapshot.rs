@@ -8,7 +8,7 @@ use rayon::iter::ParallelIterator;
 
 use super::iter::{Iter, PageView, ParPages, RawIter, TypedPage, cast_record};
 use super::reclaim::Reclaimer;
-use super::table_data::TableData;
+use super::table_data::{Prefetch, TableData};
 use crate::Table;
 use crate::error::{Error, Result};
 use crate::ids::{CommitSeq, RecordId, TableId};
@@ -230,6 +230,20 @@ impl Snapshot {
         Ok(TableView { data: self.find(&table)?, _t: PhantomData })
     }
 
+    /// The typed handle of `T`'s table (found by `T`'s table name), after checking that its
+    /// schema matches `T`.
+    pub fn table_ref<T: Table>(&self) -> Result<TableRef<T>> {
+        let data = self.find(T::NAME)?;
+        if data.fingerprint != TableSchema::fingerprint_of::<T>() {
+            return Err(Error::SchemaMismatch {
+                table: T::NAME.to_owned(),
+                type_name: std::any::type_name::<T>(),
+                detail: "the stored table's fields differ from the type's".to_owned(),
+            });
+        }
+        Ok(TableRef { id: data.id, fingerprint: data.fingerprint, _t: PhantomData })
+    }
+
     /// The live record `id` of a typed table, borrowed from this snapshot. `None` when the
     /// record does not exist, or when the table was dropped or its schema changed so that it
     /// no longer matches `T` ([`table`](Self::table) tells which).
@@ -354,6 +368,25 @@ impl<'a, T: Table> TableView<'a, T> {
     pub fn get(&self, id: RecordId) -> Option<&'a T> {
         // SAFETY: a TableView is only made after checking that the table matches `T`.
         self.data.get(id).map(|b| unsafe { cast_record::<T>(b) })
+    }
+
+    /// Looks up many ids, in order, calling `f` with each id and its live record (or `None`).
+    ///
+    /// Faster than calling [`get`](Self::get) in a loop when the ids are scattered: it fetches
+    /// the tree leaves and pages of later ids ahead of time, so the cache misses of several
+    /// lookups overlap instead of following one another.
+    pub fn get_many(&self, ids: &[RecordId], mut f: impl FnMut(RecordId, Option<&'a T>)) {
+        const LEAF_AHEAD: usize = 16;
+        const PAGE_AHEAD: usize = 8;
+        for (i, &id) in ids.iter().enumerate() {
+            if let Some(&ahead) = ids.get(i + LEAF_AHEAD) {
+                self.data.prefetch(ahead, Prefetch::Leaf);
+            }
+            if let Some(&ahead) = ids.get(i + PAGE_AHEAD) {
+                self.data.prefetch_record(ahead);
+            }
+            f(id, self.get(id));
+        }
     }
 
     /// A raw pointer to the live record `id`.

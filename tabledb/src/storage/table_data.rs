@@ -219,6 +219,20 @@ impl TableData {
         Some(unsafe { &mut *bytes })
     }
 
+    /// Asks the processor to fetch the cache line holding record `id` (its tree leaf should
+    /// be cached by then, see [`prefetch`](Self::prefetch)).
+    #[inline]
+    pub fn prefetch_record(&self, id: RecordId) {
+        let Some(pos) = id.pos() else { return };
+        let (page, in_page) = self.geom.split(pos);
+        if let Some(p) = self.tree.get(page) {
+            let addr = p.block_addr();
+            if addr != 0 {
+                prefetch_line((addr + in_page * self.geom.record_size) as *const u8);
+            }
+        }
+    }
+
     /// Asks the processor to fetch what changing record `id` will touch: `ahead` is `Leaf`
     /// some changes before, then `Block` a few changes before.
     #[inline]

@@ -344,6 +344,15 @@ fn walk<'a>(node: &'a Node, level: u32, base: u64, lo: u64, hi: u64, f: &mut imp
                 if index >= hi {
                     return;
                 }
+                // Blocks are separate allocations, so the hardware prefetcher loses the stream
+                // at each page boundary: ask for the start of the next page's block now.
+                if let Some(next) = slots.get(i + 1) {
+                    let addr = next.block_addr();
+                    if addr != 0 {
+                        super::table_data::prefetch_line(addr as *const u8);
+                        super::table_data::prefetch_line((addr + 64) as *const u8);
+                    }
+                }
                 if slot.exists() {
                     f(index, slot);
                 }

@@ -1,0 +1,10 @@
+use tabledb::procedure;
+use tabledb::procedure::ProcCtx;
+
+#[procedure(name = "Transfer-Money")]
+fn transfer(ctx: &mut ProcCtx<'_>, amount: i64) -> Result<i64, tabledb::Error> {
+    let _ = ctx;
+    Ok(amount)
+}
+
+fn main() {}

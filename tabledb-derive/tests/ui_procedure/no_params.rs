@@ -1,0 +1,8 @@
+use tabledb::procedure;
+
+#[procedure]
+fn reset() -> Result<(), tabledb::Error> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use tabledb::procedure;
+
+#[procedure]
+struct Transfer {
+    amount: i64,
+}
+
+fn main() {}
