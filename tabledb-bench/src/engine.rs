@@ -159,6 +159,45 @@ pub fn run(n: u64, plan: &Plan, report: &mut Report, only: Option<&str>) {
         }
     }
 
+    if wants("point_read_batch") {
+        // The same reads through `get_many`, which overlaps the lookups' cache misses.
+        let rids: Vec<RecordId> = indices.iter().map(|&i| RecordId(i as u64 + 1)).collect();
+        for threads in [1, 2] {
+            let ours = parallel_rate(plan, threads, |t| {
+                let db = &db;
+                let rids = &rids;
+                let mut at = (t * 4096) % rids.len();
+                move || {
+                    let snap = db.snapshot();
+                    let view = snap.table(table).unwrap();
+                    let mut sum = 0u64;
+                    let end = (at + BATCH as usize).min(rids.len());
+                    view.get_many(black_box(&rids[at..end]), |_, e| sum += e.expect("live").hp as u64);
+                    let n = (end - at) as u64;
+                    at = if end == rids.len() { 0 } else { end };
+                    black_box(sum);
+                    n
+                }
+            });
+            let base = parallel_rate(plan, threads, |t| {
+                let vec = &vec;
+                let indices = &indices;
+                let mut at = t * 4096;
+                move || {
+                    let mut sum = 0u64;
+                    for k in 0..BATCH as usize {
+                        let i = indices[(at + k) & (indices.len() - 1)];
+                        sum += vec[black_box(i) as usize].hp as u64;
+                    }
+                    at += BATCH as usize;
+                    black_box(sum);
+                    BATCH
+                }
+            });
+            report.add(Row::new("point_read_batch", n, threads, ours, base));
+        }
+    }
+
     if wants("scan_sum") {
         let snap = db.snapshot();
         let view = snap.table(table).unwrap();

@@ -4,12 +4,15 @@
 //! ```text
 //! cargo run --release -p tabledb-bench -- engine [--records N] [--json FILE]
 //! cargo run --release -p tabledb-bench -- persist [--records N] [--json FILE]
+//! cargo run --release -p tabledb-bench -- http [--records N] [--json FILE]
 //! ```
 
 mod alloc;
 mod engine;
 mod harness;
+mod http;
 mod persist;
+mod procedures;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +55,19 @@ enum Suite {
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
     },
+    /// Procedures: a parallel update of every record, and calls per second.
+    Procedures {
+        /// Records in the table.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+    },
+    /// REST server under 64 keep-alive HTTP/1.1 connections, against a bare axum handler:
+    /// record reads, and one-record POSTs with durability tick and async.
+    Http {
+        /// Records in the table the reads come from.
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+    },
 }
 
 fn main() -> std::io::Result<()> {
@@ -65,6 +81,8 @@ fn main() -> std::io::Result<()> {
     match cli.suite {
         Suite::Engine { records } => engine::run(records, &plan, &mut report, cli.only.as_deref()),
         Suite::Persist { records } => persist::run(records, &plan, &mut report, cli.only.as_deref()),
+        Suite::Procedures { records } => procedures::run(records, &plan, &mut report, cli.only.as_deref()),
+        Suite::Http { records } => http::run(records, &plan, &mut report, cli.only.as_deref()),
     }
     report.finish()
 }

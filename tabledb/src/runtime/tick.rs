@@ -13,11 +13,15 @@ use crate::persist::Durability;
 use crate::procedure::{ProcError, Procedure, into_object};
 use crate::txn::Transaction;
 
+/// Calls one task of the worker pool runs at most, one after another.
+const MAX_CALLS_PER_TASK: usize = 32;
+
 /// A procedure call between its queueing and its answer.
 struct Call {
     no: u64,
     procedure: Procedure,
-    args: Map<String, Value>,
+    /// Shared with the runs, which each take their own copy (off the tick thread).
+    args: Arc<Map<String, Value>>,
     reply: Reply,
     deadline: Instant,
     /// Runs so far (the first, plus retries after conflicts).
@@ -50,8 +54,8 @@ struct Loop {
     core: Arc<Core>,
     calls: VecDeque<Call>,
     next_no: u64,
-    done_tx: mpsc::Sender<Done>,
-    done_rx: mpsc::Receiver<Done>,
+    done_tx: mpsc::Sender<Vec<Done>>,
+    done_rx: mpsc::Receiver<Vec<Done>>,
     pending: Vec<Pending>,
     checkpoint: Option<std::thread::JoinHandle<crate::Result<bool>>>,
     ticks: u64,
@@ -169,7 +173,7 @@ impl Loop {
                 self.calls.push_back(Call {
                     no: self.next_no,
                     procedure,
-                    args,
+                    args: Arc::new(args),
                     reply: entry.reply,
                     deadline: entry.queued_at + timeout,
                     attempts: 0,
@@ -190,35 +194,48 @@ impl Loop {
         }
     }
 
-    fn start(&mut self, index: usize) {
-        let call = &mut self.calls[index];
-        call.attempts += 1;
-        call.state = State::Running;
-        self.core.metrics.procedures_run.fetch_add(1, Ordering::Relaxed);
-        if call.attempts > 1 {
-            self.core.metrics.procedures_retried.fetch_add(1, Ordering::Relaxed);
+    /// Starts the calls at `indices` (consecutive in queue order) as one task of the worker
+    /// pool: one spawn and one answer for the group, instead of one per call.
+    fn start(&mut self, indices: &[usize]) {
+        let mut runs = Vec::with_capacity(indices.len());
+        for &index in indices {
+            let call = &mut self.calls[index];
+            call.attempts += 1;
+            call.state = State::Running;
+            self.core.metrics.procedures_run.fetch_add(1, Ordering::Relaxed);
+            if call.attempts > 1 {
+                self.core.metrics.procedures_retried.fetch_add(1, Ordering::Relaxed);
+            }
+            runs.push((call.no, call.attempts, call.procedure, call.args.clone(), call.deadline));
         }
-        let (no, attempt, procedure, args, deadline) =
-            (call.no, call.attempts, call.procedure, call.args.clone(), call.deadline);
         let db = self.core.db.clone();
         let done = self.done_tx.clone();
         self.core.pool.spawn(move || {
-            let mut tx = Box::new(db.begin());
-            let result = procedure.run(&mut tx, args, Some(deadline));
+            let finished: Vec<Done> = runs
+                .into_iter()
+                .map(|(no, attempt, procedure, args, deadline)| {
+                    let mut tx = Box::new(db.begin());
+                    let result = procedure.run(&mut tx, (*args).clone(), Some(deadline));
+                    Done { no, attempt, result, tx }
+                })
+                .collect();
             // The loop may have ended; then nobody needs the answer.
-            let _ = done.send(Done { no, attempt, result, tx });
+            let _ = done.send(finished);
         });
     }
 
     fn procedure_phase(&mut self, deadline: Instant) {
-        for i in 0..self.calls.len() {
-            if matches!(self.calls[i].state, State::Waiting) {
-                self.start(i);
-            }
+        let waiting: Vec<usize> =
+            (0..self.calls.len()).filter(|&i| matches!(self.calls[i].state, State::Waiting)).collect();
+        // Groups small enough to spread over the workers, large enough to be worth a task.
+        let workers = self.core.pool.current_num_threads().max(1);
+        let group = waiting.len().div_ceil(workers * 4).clamp(1, MAX_CALLS_PER_TASK);
+        for chunk in waiting.chunks(group) {
+            self.start(chunk);
         }
         loop {
-            while let Ok(done) = self.done_rx.try_recv() {
-                self.receive(done);
+            while let Ok(batch) = self.done_rx.try_recv() {
+                batch.into_iter().for_each(|d| self.receive(d));
             }
             self.expire();
             self.commit_ready();
@@ -230,7 +247,7 @@ impl Loop {
             let next_timeout = self.calls.iter().map(|c| c.deadline).min().unwrap_or(deadline);
             let wait = deadline.min(next_timeout).saturating_duration_since(now);
             match self.done_rx.recv_timeout(wait.max(Duration::from_micros(50))) {
-                Ok(done) => self.receive(done),
+                Ok(batch) => batch.into_iter().for_each(|d| self.receive(d)),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
@@ -296,7 +313,7 @@ impl Loop {
                 Err(e) if e.is_conflict() && call.attempts < self.core.config.procedure_attempts => {
                     // Run again on the latest snapshot, still first in line.
                     self.calls.push_front(call);
-                    self.start(0);
+                    self.start(&[0]);
                     return;
                 }
                 Err(e) if e.is_conflict() => {

@@ -48,7 +48,8 @@ pub mod counters {
         LIVE_BYTES.load(Ordering::Relaxed)
     }
 
-    /// Bytes of freed blocks kept for reuse (at most [`CACHE_MAX_BYTES`]).
+    /// Bytes of freed blocks kept for reuse in the shared cache (at most [`CACHE_MAX_BYTES`];
+    /// each thread also keeps a few of each size).
     pub fn cached_bytes() -> usize {
         CACHED_BYTES.load(Ordering::Relaxed)
     }
@@ -58,16 +59,64 @@ fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, BLOCK_ALIGN).expect("block sizes are bounded far below isize::MAX")
 }
 
-/// Takes `size` bytes (64-byte aligned, uninitialized) from the cache or the allocator.
-fn take(size: usize) -> NonNull<u8> {
-    {
-        let mut classes = cache();
-        if let Some(class) = classes.iter_mut().find(|c| c.size == size)
-            && let Some(addr) = class.free.pop()
-        {
-            CACHED_BYTES.fetch_sub(size, Ordering::Relaxed);
-            return NonNull::new(addr as *mut u8).expect("cached blocks are non-null");
+/// Blocks each thread keeps per size before it returns some to the shared cache; moving them
+/// in batches keeps threads that copy pages in parallel off the shared lock.
+const LOCAL_MAX: usize = 64;
+const LOCAL_BATCH: usize = 32;
+
+/// A thread's own free blocks, by size.
+struct Local {
+    classes: Vec<(usize, Vec<usize>)>,
+}
+
+impl Local {
+    fn class(&mut self, size: usize) -> &mut Vec<usize> {
+        let i = match self.classes.iter().position(|c| c.0 == size) {
+            Some(i) => i,
+            None => {
+                self.classes.push((size, Vec::with_capacity(LOCAL_MAX)));
+                self.classes.len() - 1
+            }
+        };
+        &mut self.classes[i].1
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        for (size, free) in std::mem::take(&mut self.classes) {
+            for addr in free {
+                // SAFETY: every address in a thread's stash is a block of `size` bytes taken
+                // from `take_shared` or `alloc` and not in use.
+                unsafe { give_shared(NonNull::new(addr as *mut u8).expect("non-null"), size) };
+            }
         }
+    }
+}
+
+thread_local! {
+    static LOCAL: std::cell::RefCell<Local> = const { std::cell::RefCell::new(Local { classes: Vec::new() }) };
+}
+
+/// Takes `size` bytes (64-byte aligned, uninitialized): from this thread's stash, else a batch
+/// from the shared cache, else the allocator.
+fn take(size: usize) -> NonNull<u8> {
+    let local = LOCAL.try_with(|l| {
+        let mut l = l.borrow_mut();
+        let stash = l.class(size);
+        if stash.is_empty() {
+            let mut classes = cache();
+            if let Some(class) = classes.iter_mut().find(|c| c.size == size) {
+                let n = class.free.len().min(LOCAL_BATCH);
+                let from = class.free.len() - n;
+                stash.extend(class.free.drain(from..));
+                CACHED_BYTES.fetch_sub(n * size, Ordering::Relaxed);
+            }
+        }
+        stash.pop()
+    });
+    if let Ok(Some(addr)) = local {
+        return NonNull::new(addr as *mut u8).expect("cached blocks are non-null");
     }
     let layout = layout(size);
     // SAFETY: the layout has a non-zero size.
@@ -75,13 +124,39 @@ fn take(size: usize) -> NonNull<u8> {
     NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout))
 }
 
-/// Returns `size` bytes taken by [`take`] to the cache, or to the allocator when it is full.
+/// Returns `size` bytes taken by [`take`]: to this thread's stash, moving a batch to the
+/// shared cache when the stash is full.
 ///
 /// # Safety
 ///
 /// `block` must come from `take(size)`, must not be given back before, and nothing may use it
 /// afterwards.
 unsafe fn give(block: NonNull<u8>, size: usize) {
+    let overflow = LOCAL.try_with(|l| {
+        let mut l = l.borrow_mut();
+        let stash = l.class(size);
+        stash.push(block.as_ptr() as usize);
+        if stash.len() > LOCAL_MAX { stash.drain(..LOCAL_BATCH).collect::<Vec<_>>() } else { Vec::new() }
+    });
+    match overflow {
+        Ok(moved) => {
+            for addr in moved {
+                // SAFETY: blocks in a stash are unused blocks of `size` bytes from `take`.
+                unsafe { give_shared(NonNull::new(addr as *mut u8).expect("non-null"), size) };
+            }
+        }
+        // The thread is exiting and its stash is gone: give the block to the shared cache.
+        // SAFETY: per the caller.
+        Err(_) => unsafe { give_shared(block, size) },
+    }
+}
+
+/// Puts a block in the shared cache, or frees it when the cache is full.
+///
+/// # Safety
+///
+/// As for [`give`].
+unsafe fn give_shared(block: NonNull<u8>, size: usize) {
     if CACHED_BYTES.load(Ordering::Relaxed) + size <= CACHE_MAX_BYTES {
         let mut classes = cache();
         let index = match classes.iter().position(|c| c.size == size) {

@@ -401,16 +401,25 @@ impl Transaction {
                 .collect()
         };
         let stage = &mut self.stages[i];
+        let mut changed_pages = Vec::with_capacity(copies.len());
         for (index, copy, changed) in copies {
             if changed {
+                changed_pages.push((index, copy));
+            } else {
+                // SAFETY: an unchanged copy was never stored anywhere.
+                unsafe { free_page(&copy, rs) };
+            }
+        }
+        if stage.replaced.is_empty() {
+            // In page order already: built in bulk.
+            stage.replaced = changed_pages.into_iter().collect();
+        } else {
+            for (index, copy) in changed_pages {
                 if let Some(old) = stage.replaced.insert(index, copy) {
                     // SAFETY: a replaced page is a private copy owned by this stage, now
                     // superseded and no longer in the map.
                     unsafe { free_page(&old, rs) };
                 }
-            } else {
-                // SAFETY: an unchanged copy was never stored anywhere.
-                unsafe { free_page(&copy, rs) };
             }
         }
         for (id, slot) in stage.staged_records_mut() {
