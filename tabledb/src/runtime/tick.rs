@@ -284,49 +284,73 @@ impl Loop {
 
     /// Commits finished calls from the front, in queue order.
     fn commit_ready(&mut self) {
-        while matches!(self.calls.front().map(|c| &c.state), Some(State::Done(..))) {
-            let mut call = self.calls.pop_front().expect("front exists");
-            let State::Done(result, tx) = std::mem::replace(&mut call.state, State::Waiting) else {
-                unreachable!("checked above")
-            };
-            let name = call.procedure.name;
-            let value = match result {
-                Ok(v) => v,
-                Err(e) => {
-                    if matches!(e, ProcError::Panicked { .. }) {
-                        self.core.metrics.procedures_panicked.fetch_add(1, Ordering::Relaxed);
+        loop {
+            // Every finished call at the front, in queue order; failed ones are answered
+            // (they commit nothing), the others committed as one group.
+            let mut group: Vec<(Call, Value)> = Vec::new();
+            let mut txs = Vec::new();
+            while matches!(self.calls.front().map(|c| &c.state), Some(State::Done(..))) {
+                let mut call = self.calls.pop_front().expect("front exists");
+                let State::Done(result, tx) = std::mem::replace(&mut call.state, State::Waiting) else {
+                    unreachable!("checked above")
+                };
+                match result {
+                    Ok(value) => {
+                        group.push((call, value));
+                        txs.push(*tx);
                     }
-                    self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
-                    (call.reply)(Err(e));
-                    continue;
-                }
-            };
-            match tx.commit_no_wait() {
-                Ok(info) => {
-                    self.core.metrics.procedures_committed.fetch_add(1, Ordering::Relaxed);
-                    if info.read_only {
-                        (call.reply)(Ok(value));
-                    } else {
-                        self.acknowledge(info.seq.0, value, call.reply);
+                    Err(e) => {
+                        if matches!(e, ProcError::Panicked { .. }) {
+                            self.core.metrics.procedures_panicked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
+                        (call.reply)(Err(e));
                     }
                 }
-                Err(e) if e.is_conflict() && call.attempts < self.core.config.procedure_attempts => {
-                    // Run again on the latest snapshot, still first in line.
-                    self.calls.push_front(call);
-                    self.start(&[0]);
-                    return;
+            }
+            if group.is_empty() {
+                return;
+            }
+            let (results, rest) = self.core.db.commit_group(txs);
+            let mut group = group.into_iter();
+            let mut retry = None;
+            for result in results {
+                let (call, value) = group.next().expect("one result per transaction");
+                match result {
+                    Ok(info) => {
+                        self.core.metrics.procedures_committed.fetch_add(1, Ordering::Relaxed);
+                        if info.read_only {
+                            (call.reply)(Ok(value));
+                        } else {
+                            self.acknowledge(info.seq.0, value, call.reply);
+                        }
+                    }
+                    Err(e) if e.is_conflict() && call.attempts < self.core.config.procedure_attempts => {
+                        retry = Some(call);
+                    }
+                    Err(e) if e.is_conflict() => {
+                        self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
+                        let procedure = call.procedure.name.to_owned();
+                        (call.reply)(Err(ProcError::Conflict { procedure, detail: e.to_string() }));
+                    }
+                    Err(e) => {
+                        self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
+                        (call.reply)(Err(ProcError::Db(e)));
+                    }
                 }
-                Err(e) if e.is_conflict() => {
-                    self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
-                    (call.reply)(Err(ProcError::Conflict {
-                        procedure: name.to_owned(),
-                        detail: e.to_string(),
-                    }));
-                }
-                Err(e) => {
-                    self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
-                    (call.reply)(Err(ProcError::Db(e)));
-                }
+            }
+            // Calls after a conflict were not attempted: back to the front, in order, still
+            // finished.
+            let unattempted: Vec<(Call, Value)> = group.collect();
+            for ((mut call, value), tx) in unattempted.into_iter().zip(rest).rev() {
+                call.state = State::Done(Ok(value), Box::new(tx));
+                self.calls.push_front(call);
+            }
+            if let Some(call) = retry {
+                // Run again on the latest snapshot, still first in line.
+                self.calls.push_front(call);
+                self.start(&[0]);
+                return;
             }
         }
     }
