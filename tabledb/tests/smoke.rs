@@ -130,3 +130,38 @@ fn typed_handles_can_be_found_by_type() {
     db.add_field("player", &tabledb::schema::FieldDef::new("mana", "u16")).unwrap();
     assert!(matches!(db.snapshot().table_ref::<Player>(), Err(tabledb::Error::SchemaMismatch { .. })));
 }
+
+#[test]
+fn group_commits_apply_in_order_and_stop_at_a_conflict() {
+    let db = Database::new();
+    let players = db.create_table::<Player>().unwrap();
+    let mut tx = db.begin();
+    let a = tx.insert(players, &player(1)).unwrap();
+    let b = tx.insert(players, &player(2)).unwrap();
+    tx.commit().unwrap();
+    let seq = db.snapshot().seq();
+
+    let mut t1 = db.begin();
+    t1.set(players, a, Player::HP, 10).unwrap();
+    let mut t2 = db.begin();
+    t2.set(players, a, Player::LEVEL, 20).unwrap(); // blind: merges with t1's field
+    let mut t3 = db.begin();
+    let hp = t3.get(players, a).unwrap().unwrap().hp; // reads what t1 changes: conflicts
+    t3.set(players, b, Player::HP, hp).unwrap();
+    let mut t4 = db.begin();
+    t4.set(players, b, Player::LEVEL, 40).unwrap();
+    let (results, rest) = db.commit_group(vec![t1, t2, t3, t4]);
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok() && results[1].is_ok());
+    assert_eq!(results[0].as_ref().unwrap().seq, results[1].as_ref().unwrap().seq, "one snapshot");
+    assert!(results[2].as_ref().unwrap_err().is_conflict());
+    assert_eq!(rest.len(), 1, "the transaction after the conflict is given back");
+    let snap = db.snapshot();
+    assert_eq!(snap.seq().0, seq.0 + 1);
+    let pa = snap.get(players, a).unwrap();
+    assert_eq!((pa.hp, pa.level), (10, 20));
+    assert_eq!(snap.get(players, b).unwrap().level, 1, "t4 not applied yet");
+    let (results, rest) = db.commit_group(rest);
+    assert!(results[0].is_ok() && rest.is_empty());
+    assert_eq!(db.snapshot().get(players, b).unwrap().level, 40);
+}
