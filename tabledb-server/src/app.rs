@@ -1,6 +1,6 @@
 //! The router, and serving it until a shutdown signal.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -131,9 +131,31 @@ impl Server {
         let local = listener.local_addr().map_err(ServerError::Serve)?;
         tracing::info!(addr = %local, tick_hz = cfg.tick_hz, durability = %cfg.durability, "listening");
         on_listening(local);
+        // Every request ends within the request timeout; a connection that has not sent a
+        // whole request by then (e.g. a client that stalls mid-headers) must not hold the
+        // shutdown back forever.
+        let grace = cfg.request_timeout + std::time::Duration::from_secs(1);
         let state = AppState::new(runtime.handle(), cfg);
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = signalled_tx.send(());
+        };
+        let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future();
+        let deadline = async move {
+            match signalled_rx.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let served = tokio::select! {
+            r = serve => r,
+            () = deadline => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "connections still open after the grace period; closing them");
+                Ok(())
+            }
+        };
         tracing::info!("shutting down: finishing the tick, syncing the log");
         tokio::task::spawn_blocking(move || runtime.shutdown())
             .await

@@ -221,7 +221,15 @@ impl ServerConfig {
         if self.request_timeout.is_zero() {
             return Err("request-timeout-ms must be at least 1".into());
         }
-        self.runtime_config().validate().map_err(|e| e.to_string())
+        self.runtime_config().validate().map_err(|e| match e {
+            // Name the option, as for the server's own settings.
+            tabledb::runtime::ConfigError::TickRate(hz) => format!("tickrate {hz}: {e}"),
+            tabledb::runtime::ConfigError::QueueOverflow { hz } => format!("tickrate {hz}: {e}"),
+            tabledb::runtime::ConfigError::Zero { what: "queue_capacity" } => {
+                "queue-capacity must be at least 1".to_owned()
+            }
+            e => e.to_string(),
+        })
     }
 
     /// The runtime settings these server settings imply.

@@ -39,7 +39,13 @@ pub use state::AppState;
 pub fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colors only on a terminal: not in log files and pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
 }
 
 /// Runs the server as the `tabledb-server` binary does: parses the command line, sets up
@@ -65,9 +71,11 @@ pub fn main_with(procedures: tabledb::ProcedureRegistry) -> std::process::ExitCo
     let result = rt.block_on(Server::new(config).procedures(procedures).serve(
         |addr| {
             use std::io::Write;
-            // One line on stdout that tools (and tests) can wait for.
-            println!("tabledb-server listening on http://{addr}");
-            let _ = std::io::stdout().flush();
+            // One line on stdout that tools (and tests) can wait for. A closed stdout (e.g.
+            // piped into a program that exited) must not stop the server: errors are ignored.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "tabledb-server listening on http://{addr}");
+            let _ = out.flush();
         },
         shutdown_signal(),
     ));

@@ -27,6 +27,12 @@ pub async fn context(State(state): State<AppState>, mut req: Request, next: Next
     req.extensions_mut().insert(id);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let declares_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
     let start = Instant::now();
     let span = tracing::info_span!("request", id = id.0, %method, %path);
     let _entered = span.enter();
@@ -60,6 +66,12 @@ pub async fn context(State(state): State<AppState>, mut req: Request, next: Next
     if let Ok(v) = HeaderValue::from_str(&id.0.to_string()) {
         response.headers_mut().insert("x-request-id", v);
     }
+    if declares_body && (status.is_client_error() || status.is_server_error()) {
+        // The body may not have been read (refused before it was: 401, 403, 404, 413, 429...),
+        // and then the connection is closed after this response. Say so, so that a client
+        // does not send its next request on a connection that is going away.
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     state.http.count(status.as_u16());
     tracing::info!(parent: &span, status = status.as_u16(), micros = start.elapsed().as_micros() as u64, "served");
     response
@@ -85,7 +97,11 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // The scheme is case-insensitive (RFC 9110).
+            let (scheme, key) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(key)
+        })
         .map(str::trim);
     let Some(presented) = presented else {
         state.http.unauthorized.fetch_add(1, Ordering::Relaxed);
@@ -107,6 +123,10 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
     }
     let Some(index) = found else {
         state.http.unauthorized.fetch_add(1, Ordering::Relaxed);
+        // Guessing keys counts against the address's rate limit.
+        if let Some(response) = addr.and_then(|ip| limited(&state, &ClientId::Addr(ip))) {
+            return response;
+        }
         return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown API key").into_response();
     };
     if keys[index].role == Role::Read && !is_read(req.method()) {
@@ -120,24 +140,28 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
 /// Per-client rate limit: 429 with `Retry-After` when a client exceeds its requests per
 /// second.
 pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(limiter) = &state.limiter
-        && let Some(client) = req.extensions().get::<ClientId>()
+    if let Some(client) = req.extensions().get::<ClientId>()
+        && let Some(limited) = limited(&state, client)
     {
-        if limiter.len() > RATE_LIMIT_CLIENTS_MAX {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-        if let Err(not_until) = limiter.check_key(client) {
-            state.http.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let wait = not_until
-                .wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            let mut e =
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down");
-            e.retry_after = Some(wait.as_secs().max(1));
-            return e.into_response();
-        }
+        return limited;
     }
     next.run(req).await
+}
+
+/// The 429 response when `client` is over its rate, if it is.
+fn limited(state: &AppState, client: &ClientId) -> Option<Response> {
+    let limiter = state.limiter.as_ref()?;
+    if limiter.len() > RATE_LIMIT_CLIENTS_MAX {
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+    }
+    let not_until = limiter.check_key(client).err()?;
+    state.http.rate_limited.fetch_add(1, Ordering::Relaxed);
+    let wait =
+        not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+    let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down");
+    e.retry_after = Some(wait.as_secs().max(1));
+    Some(e.into_response())
 }
 
 /// An empty body with a JSON error, for routes that do not exist.

@@ -41,6 +41,14 @@ fn op(
     o
 }
 
+/// An operation that needs no API key: no 401.
+fn op_open(mut o: Value) -> Value {
+    if let Some(r) = o["responses"].as_object_mut() {
+        r.remove("401");
+    }
+    o
+}
+
 fn path_param(name: &str, description: &str) -> Value {
     json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
 }
@@ -82,7 +90,7 @@ pub fn document(s: &AppState) -> Value {
     let mut paths = Map::new();
     paths.insert(
         "/health".into(),
-        json!({ "get": op("Health: tick rate, last tick, durability, persistence errors", "meta", ("200", json_response("Health", json!({"type": "object"}))), &[("503", "Writes are stopped")], None, vec![]) }),
+        json!({ "get": op_open(op("Health: tick rate, last tick, durability, persistence errors", "meta", ("200", json_response("Health", json!({"type": "object"}))), &[("503", "Writes are stopped")], None, vec![])) }),
     );
     paths.insert(
         "/metrics".into(),
@@ -219,6 +227,8 @@ pub fn document(s: &AppState) -> Value {
     if !s.cfg.api_keys.is_empty() {
         doc["components"]["securitySchemes"] = json!({ "bearer": { "type": "http", "scheme": "bearer" } });
         doc["security"] = json!([{ "bearer": [] }]);
+        // `/health` stays open.
+        doc["paths"]["/health"]["get"]["security"] = json!([]);
     }
     doc
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use tabledb::schema::{FieldDef, RelationId, TableSchema};
 use tabledb::types::{TypeDef, TypeKind, TypeLayout};
 use tabledb::{RecordId, Snapshot};
 
-use crate::body::JsonBody;
+use crate::body::{JsonBody, Path};
 use crate::error::{ApiError, ApiResult};
 use crate::query::Listing;
 use crate::state::AppState;

@@ -1,0 +1,225 @@
+//! End-to-end: schema over REST against the real `tabledb-server` binary — tables, fields,
+//! compaction, composite types — and the service endpoints: `/health`, `/metrics`,
+//! `/openapi.json`, `/rpc`.
+
+mod common;
+
+use common::{ROUTES, TestServer, all_records, check_openapi_paths};
+use serde_json::json;
+
+#[test]
+fn tables_fields_and_compaction() {
+    let s = TestServer::start(&["--tickrate", "120"]);
+    assert_eq!(s.get("/tables").expect(200), json!([]));
+
+    let t = s
+        .post(
+            "/tables/unit",
+            &json!({ "fields": [{ "name": "hp", "type": "u32" }, { "name": "tag", "type": "string", "max_len": 4 }] }),
+        )
+        .expect(201);
+    assert_eq!(t["name"], "unit");
+    assert_eq!(t["records"], 0);
+    let fields = t["fields"].as_array().expect("fields");
+    assert_eq!(fields.len(), 2);
+    assert_eq!(fields[0]["name"], "hp");
+    assert_eq!(fields[0]["type"], "u32");
+    assert_eq!(fields[1]["max_len"], 4);
+    assert_eq!(s.get("/tables/unit").expect(200), t);
+    assert_eq!(s.get("/tables").expect(200), json!([t]));
+
+    // Creating it again conflicts; unknown tables are 404.
+    s.post("/tables/unit", &json!({ "fields": [{ "name": "hp", "type": "u32" }] })).expect_error(409, None);
+    s.get("/tables/nope").expect_error(404, Some("unknown_table"));
+    s.delete("/tables/nope").expect_error(404, None);
+    s.post("/tables/nope/fields", &json!({ "name": "a", "type": "u8" })).expect_error(404, None);
+    s.delete("/tables/nope/fields/a").expect_error(404, None);
+    s.request("POST", "/tables/nope/compact", &[], None).expect_error(404, None);
+
+    // Bad definitions name what is wrong.
+    let msg =
+        s.post("/tables/bad", &json!({ "fields": [{ "name": "a", "type": "u99" }] })).expect_error(400, None);
+    assert!(msg.contains("u99"), "{msg}");
+    let msg = s
+        .post("/tables/bad", &json!({ "fields": [{ "name": "Not Valid", "type": "u8" }] }))
+        .expect_error(400, None);
+    assert!(msg.contains("Not Valid"), "{msg}");
+    let msg = s.post("/tables/bad", &json!({ "fields": [{ "name": "a" }] })).expect_error(400, None);
+    assert!(msg.contains("type"), "{msg}");
+    let msg = s.post("/tables/bad", &json!({ "columns": [] })).expect_error(400, None);
+    assert!(msg.contains("columns"), "{msg}");
+    s.post("/tables/bad", &json!({ "fields": [] })).expect_error(400, None);
+    s.post("/tables/bad", &json!(5)).expect_error(400, None);
+    s.post("/tables/bad", &json!([])).expect_error(400, None);
+    s.post("/tables/Bad%20Name", &json!({ "fields": [{ "name": "a", "type": "u8" }] }))
+        .expect_error(400, None);
+    assert_eq!(s.get("/tables").expect(200).as_array().map(Vec::len), Some(1));
+
+    let a = s.post("/tables/unit/records", &json!({ "hp": 5, "tag": "a" })).expect(201)["id"].clone();
+    let b = s.post("/tables/unit/records", &json!({ "hp": 6, "tag": "b" })).expect(201)["id"].clone();
+
+    // A new field: 201, the table with it; existing records get it zeroed.
+    let t = s.post("/tables/unit/fields", &json!({ "name": "level", "type": "u16" })).expect(201);
+    assert!(t["fields"].as_array().expect("fields").iter().any(|f| f["name"] == "level"), "{t}");
+    assert_eq!(
+        s.get(&format!("/tables/unit/records/{a}")).expect(200),
+        json!({ "id": a, "hp": 5, "tag": "a", "level": 0 })
+    );
+    s.patch(&format!("/tables/unit/records/{a}"), &json!({ "level": 3 })).expect(200);
+    let msg =
+        s.post("/tables/unit/fields", &json!({ "name": "level", "type": "u8" })).expect_error(400, None);
+    assert!(msg.contains("level"), "{msg}");
+    s.post("/tables/unit/fields", &json!({ "name": "x" })).expect_error(400, None);
+
+    // Removing a field.
+    let r = s.delete("/tables/unit/fields/tag");
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        s.get(&format!("/tables/unit/records/{a}")).expect(200),
+        json!({ "id": a, "hp": 5, "level": 3 })
+    );
+    let msg = s.delete("/tables/unit/fields/tag").expect_error(400, None);
+    assert!(msg.contains("tag"), "{msg}");
+
+    // Compaction keeps the records and their ids.
+    assert_eq!(s.delete(&format!("/tables/unit/records/{b}")).status, 204);
+    let t = s.request("POST", "/tables/unit/compact", &[], None).expect(200);
+    assert_eq!(t["records"], 1);
+    assert_eq!(all_records(&s.client(), "unit"), vec![json!({ "id": a, "hp": 5, "level": 3 })]);
+    let c = s.post("/tables/unit/records", &json!({ "hp": 7, "level": 1 })).expect(201)["id"].clone();
+    assert!(c.as_u64() > a.as_u64(), "ids are never reused: {c} after {a}");
+
+    // Dropping the table.
+    assert_eq!(s.delete("/tables/unit").status, 204);
+    s.get("/tables/unit").expect_error(404, None);
+    s.get("/tables/unit/records").expect_error(404, None);
+    assert_eq!(s.get("/tables").expect(200), json!([]));
+}
+
+#[test]
+fn composite_types() {
+    let s = TestServer::start(&["--tickrate", "120"]);
+    let types = s.get("/types").expect(200);
+    let names: Vec<&str> =
+        types.as_array().expect("types").iter().filter_map(|t| t["name"].as_str()).collect();
+    for p in ["bool", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f32", "f64"] {
+        assert!(names.contains(&p), "{p} in {names:?}");
+    }
+
+    let vec2 = s
+        .post("/types", &json!({ "name": "vec2", "fields": [{ "name": "x", "type": "f32" }, { "name": "y", "type": "f32" }] }))
+        .expect(201);
+    assert_eq!(vec2["name"], "vec2");
+    assert_eq!(vec2["kind"], "composite");
+    assert_eq!(vec2["size"], 8);
+    s.post("/types", &json!({ "name": "vec2", "fields": [{ "name": "x", "type": "f32" }] }))
+        .expect_error(409, None);
+    let msg = s
+        .post("/types", &json!({ "name": "bad", "fields": [{ "name": "x", "type": "nope" }] }))
+        .expect_error(400, None);
+    assert!(msg.contains("nope"), "{msg}");
+    s.post("/types", &json!({ "name": "bad" })).expect_error(400, None);
+    assert!(s.get("/types").expect(200).as_array().expect("types").iter().any(|t| t == &vec2));
+
+    s.post(
+        "/tables/body",
+        &json!({ "fields": [{ "name": "pos", "type": "vec2" }, { "name": "hp", "type": "u8" }] }),
+    )
+    .expect(201);
+    let r = s.post("/tables/body/records", &json!({ "pos": { "x": 1.5, "y": -2.0 }, "hp": 3 })).expect(201);
+    assert_eq!(r["pos"], json!({ "x": 1.5, "y": -2.0 }));
+    let id = r["id"].clone();
+    let r = s
+        .patch(&format!("/tables/body/records/{id}"), &json!({ "pos": { "x": 0.25, "y": 4.0 } }))
+        .expect(200);
+    assert_eq!(r, json!({ "id": id, "pos": { "x": 0.25, "y": 4.0 }, "hp": 3 }));
+    let msg =
+        s.post("/tables/body/records", &json!({ "pos": { "x": 1.0 }, "hp": 3 })).expect_error(400, None);
+    assert!(msg.contains("pos"), "{msg}");
+}
+
+#[test]
+fn health_and_metrics() {
+    let s = TestServer::start(&["--tickrate", "30"]);
+    let h = s.get("/health").expect(200);
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["tick_rate"], 30);
+    assert_eq!(h["durability"], "tick");
+    assert_eq!(h["persistence_errors"], 0);
+    // The tick loop runs.
+    let ticks = |s: &TestServer| s.get("/health").expect(200)["ticks"].as_u64().expect("ticks");
+    let t0 = ticks(&s);
+    assert!(
+        common::eventually(std::time::Duration::from_secs(5), || (ticks(&s) > t0).then_some(())).is_some()
+    );
+
+    s.post("/tables/t", &json!({ "fields": [{ "name": "a", "type": "u8" }] })).expect(201);
+    s.post("/tables/t/records", &json!({ "a": 1 })).expect(201);
+    s.get("/tables/nope").expect_error(404, None);
+
+    let m = s.get("/metrics");
+    assert_eq!(m.status, 200);
+    assert!(
+        m.header("content-type").is_some_and(|c| c.starts_with("text/plain")),
+        "{:?}",
+        m.header("content-type")
+    );
+    let text = m.text();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+    };
+    assert!(value("tabledb_ticks_total") > 0.0);
+    assert_eq!(value("tabledb_queue_length"), 0.0);
+    assert!(value("tabledb_queue_capacity") >= 1.0);
+    assert_eq!(value("tabledb_tick_rate_hz"), 30.0);
+    assert!(value("tabledb_writes_total") >= 1.0);
+    assert!(value("tabledb_ddl_total") >= 1.0);
+    assert!(value("tabledb_commits_total") >= 1.0);
+    assert_eq!(value("tabledb_tables"), 1.0);
+    assert!(value("tabledb_http_responses_2xx_total") >= 3.0);
+    assert!(value("tabledb_http_responses_4xx_total") >= 1.0);
+    assert!(text.contains("# TYPE tabledb_ticks_total counter"), "{text}");
+    assert!(text.contains("# TYPE tabledb_queue_length gauge"), "{text}");
+    assert!(text.contains("tabledb_tick_duration_seconds_bucket{le=\"+Inf\"}"), "{text}");
+    // Every sample line is `name[{labels}] value`.
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (name, v) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample line {line:?}"));
+        assert!(name.starts_with("tabledb_"), "{line:?}");
+        assert!(v.parse::<f64>().is_ok() || v == "+Inf", "{line:?}");
+    }
+}
+
+#[test]
+fn openapi_lists_every_route() {
+    let s = TestServer::start(&[]);
+    s.post(
+        "/tables/ship",
+        &json!({ "fields": [{ "name": "speed", "type": "f32" }, { "name": "crew", "type": "u16" }] }),
+    )
+    .expect(201);
+    let r = s.get("/openapi.json");
+    assert!(r.header("content-type").is_some_and(|c| c.starts_with("application/json")));
+    let doc = r.json();
+    check_openapi_paths(&doc, ROUTES);
+    // The record schema of each table, and the error schema.
+    let ship = &doc["components"]["schemas"]["record_ship"];
+    assert_eq!(ship["properties"]["speed"]["type"], "number");
+    assert_eq!(ship["properties"]["crew"]["type"], "integer");
+    assert_eq!(ship["required"], json!(["speed", "crew"]));
+    assert!(doc["components"]["schemas"]["Error"].is_object());
+    // Listing parameters are documented.
+    let list = &doc["paths"]["/tables/{name}/records"]["get"]["parameters"];
+    for p in ["limit", "offset", "order", "count"] {
+        assert!(list.as_array().expect("parameters").iter().any(|q| q["name"] == p), "{p} in {list}");
+    }
+    // No keys: no security requirement.
+    assert!(doc.get("security").is_none());
+    // No procedures in the stock binary.
+    assert_eq!(s.get("/rpc").expect(200), json!([]));
+    assert!(!doc["paths"].as_object().expect("paths").keys().any(|k| k.starts_with("/rpc/")));
+    s.post("/rpc/anything", &json!({})).expect_error(404, Some("unknown_procedure"));
+}
