@@ -78,7 +78,7 @@ fn tables_fields_and_compaction() {
         s.get(&format!("/tables/unit/records/{a}")).expect(200),
         json!({ "id": a, "hp": 5, "level": 3 })
     );
-    let msg = s.delete("/tables/unit/fields/tag").expect_error(400, None);
+    let msg = s.delete("/tables/unit/fields/tag").expect_error(404, Some("unknown_field"));
     assert!(msg.contains("tag"), "{msg}");
 
     // Compaction keeps the records and their ids.
