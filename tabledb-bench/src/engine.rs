@@ -93,9 +93,7 @@ fn pool(threads: usize) -> rayon::ThreadPool {
 pub fn run(n: u64, plan: &Plan, report: &mut Report, only: Option<&str>) {
     let wants = |w: &str| only.is_none_or(|o| w.starts_with(o));
     eprintln!("building {n} records ...");
-    let before = alloc::allocated();
-    let (db, table) = build(n);
-    let engine_bytes = alloc::allocated() - before;
+    let (engine_bytes, (db, table)) = alloc::measure(|| build(n));
     let vec: Vec<Entity> = (0..n).map(entity).collect();
     let baseline_bytes = vec.capacity() * std::mem::size_of::<Entity>();
     let record_bytes = n as f64 * Entity::RECORD_SIZE as f64;

@@ -205,15 +205,15 @@ pub async fn remove_field(
     State(s): State<AppState>,
     Path((name, field)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    s.run(Job::Ddl(Box::new(move |db| db.remove_field(&name, &field).map(|()| Value::Null))))
-        .await
-        .map_err(|mut e| {
+    s.run(Job::Ddl(Box::new(move |db| db.remove_field(&name, &field).map(|()| Value::Null)))).await.map_err(
+        |mut e| {
             // The path names the field: an unknown one is a missing resource.
             if e.code == "unknown_field" {
                 e.status = StatusCode::NOT_FOUND;
             }
             e
-        })?;
+        },
+    )?;
     Ok(no_content())
 }
 

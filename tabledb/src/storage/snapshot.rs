@@ -8,7 +8,7 @@ use rayon::iter::ParallelIterator;
 
 use super::iter::{Iter, PageView, ParPages, RawIter, TypedPage, cast_record};
 use super::reclaim::Reclaimer;
-use super::table_data::{Prefetch, TableData};
+use super::table_data::TableData;
 use crate::Table;
 use crate::error::{Error, Result};
 use crate::ids::{CommitSeq, RecordId, TableId};
@@ -376,17 +376,8 @@ impl<'a, T: Table> TableView<'a, T> {
     /// the tree leaves and pages of later ids ahead of time, so the cache misses of several
     /// lookups overlap instead of following one another.
     pub fn get_many(&self, ids: &[RecordId], mut f: impl FnMut(RecordId, Option<&'a T>)) {
-        const LEAF_AHEAD: usize = 16;
-        const PAGE_AHEAD: usize = 8;
-        for (i, &id) in ids.iter().enumerate() {
-            if let Some(&ahead) = ids.get(i + LEAF_AHEAD) {
-                self.data.prefetch(ahead, Prefetch::Leaf);
-            }
-            if let Some(&ahead) = ids.get(i + PAGE_AHEAD) {
-                self.data.prefetch_record(ahead);
-            }
-            f(id, self.get(id));
-        }
+        // SAFETY: a TableView is only made after checking that the table matches `T`.
+        self.data.get_many(ids, |id, bytes| f(id, bytes.map(|b| unsafe { cast_record::<T>(b) })));
     }
 
     /// A raw pointer to the live record `id`.

@@ -47,6 +47,11 @@ pub enum Prefetch {
     Block,
 }
 
+/// How many ids ahead [`TableData::get_many`] fetches tree leaf entries.
+pub const LEAF_AHEAD: usize = 16;
+/// How many ids ahead [`TableData::get_many`] fetches records.
+pub const RECORD_AHEAD: usize = 8;
+
 /// Asks the processor to bring `bytes` into the cache.
 #[inline]
 pub fn prefetch(bytes: &[u8]) {
@@ -219,17 +224,46 @@ impl TableData {
         Some(unsafe { &mut *bytes })
     }
 
-    /// Asks the processor to fetch the cache line holding record `id` (its tree leaf should
-    /// be cached by then, see [`prefetch`](Self::prefetch)).
-    #[inline]
-    pub fn prefetch_record(&self, id: RecordId) {
-        let Some(pos) = id.pos() else { return };
-        let (page, in_page) = self.geom.split(pos);
-        if let Some(p) = self.tree.get(page) {
-            let addr = p.block_addr();
-            if addr != 0 {
-                prefetch_line((addr + in_page * self.geom.record_size) as *const u8);
+    /// Looks up many ids, in order, calling `f` with each id and its live record (or `None`).
+    ///
+    /// A software pipeline over the ids: the leaf entry of the id [`LEAF_AHEAD`] places
+    /// ahead is located and fetched, the record of the id [`RECORD_AHEAD`] places ahead is
+    /// located (its leaf entry has arrived by then) and fetched, and the current id's record,
+    /// fetched earlier, is handed to `f`. Each id's tree is walked once and the cache misses of
+    /// many lookups overlap.
+    pub fn get_many<'s>(&'s self, ids: &[RecordId], mut f: impl FnMut(RecordId, Option<&'s [u8]>)) {
+        const RING: usize = 32;
+        const _: () = assert!(LEAF_AHEAD < RING && RECORD_AHEAD < LEAF_AHEAD);
+        let rs = self.geom.record_size;
+        let entry = |id: RecordId| -> Option<(&'s PageSlot, usize)> {
+            let (page, pos) = self.geom.split(id.pos()?);
+            let slot = self.tree.leaf_entry(page)?;
+            prefetch_line((slot as *const PageSlot).cast());
+            Some((slot, pos))
+        };
+        fn record(e: Option<(&PageSlot, usize)>, rs: usize) -> Option<&[u8]> {
+            let (slot, pos) = e?;
+            let bytes = slot.get(pos, rs)?;
+            prefetch_line(bytes.as_ptr());
+            Some(bytes)
+        }
+        let mut entries: [Option<(&PageSlot, usize)>; RING] = [None; RING];
+        let mut records: [Option<&[u8]>; RING] = [None; RING];
+        for (i, &id) in ids.iter().enumerate().take(LEAF_AHEAD) {
+            entries[i % RING] = entry(id);
+        }
+        for i in 0..ids.len().min(RECORD_AHEAD) {
+            records[i % RING] = record(entries[i % RING], rs);
+        }
+        for (i, &id) in ids.iter().enumerate() {
+            if let Some(&ahead) = ids.get(i + LEAF_AHEAD) {
+                entries[(i + LEAF_AHEAD) % RING] = entry(ahead);
             }
+            if i + RECORD_AHEAD < ids.len() {
+                let k = (i + RECORD_AHEAD) % RING;
+                records[k] = record(entries[k], rs);
+            }
+            f(id, records[i % RING]);
         }
     }
 

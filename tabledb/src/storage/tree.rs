@@ -139,6 +139,43 @@ impl PageTree {
         }
     }
 
+    /// Where the leaf entry of page `index` lives, found by walking only the inner nodes: the
+    /// leaf itself is not read (the caller fetches it, and reads it once it has arrived).
+    /// `None` when no leaf covers the page. The entry may describe a page that does not
+    /// exist ([`PageSlot::exists`] is false).
+    #[inline]
+    pub fn leaf_entry(&self, index: u64) -> Option<&PageSlot> {
+        if !self.fits(index) {
+            return None;
+        }
+        let mut node = self.root?;
+        let mut level = self.height;
+        loop {
+            if level == 1 {
+                // Only when the root is the leaf.
+                // SAFETY: as in `get`.
+                return match unsafe { &node.as_ref().kind } {
+                    Kind::Leaf { slots, .. } => Some(&slots[child(index, 1)]),
+                    Kind::Inner(_) => None,
+                };
+            }
+            level -= 1;
+            // SAFETY: as in `get`.
+            let Kind::Inner(children) = (unsafe { &node.as_ref().kind }) else { return None };
+            let next = children[child(index, level + 1)]?;
+            if level > 1 {
+                node = next;
+                continue;
+            }
+            let offset = LEAF_SLOTS_OFFSET + child(index, 1) * std::mem::size_of::<PageSlot>();
+            // SAFETY: a child at level 1 is a leaf node (the tree's levels are uniform), so
+            // `offset` is the address of its slot `child(index, 1)`, in bounds and aligned;
+            // the node lives as long as `&self` (as in `get`). Making the reference reads
+            // nothing.
+            return Some(unsafe { &*next.as_ptr().cast::<u8>().add(offset).cast::<PageSlot>() });
+        }
+    }
+
     /// Asks the processor to fetch the leaf entry of page `index`, walking only the inner
     /// nodes (which are usually cached) and not waiting for the leaf.
     #[inline]

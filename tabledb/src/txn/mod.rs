@@ -28,7 +28,10 @@ use rayon::prelude::*;
 use crate::storage::iter::cast_record;
 use crate::storage::page::{PageSlot, free_page};
 use crate::storage::snapshot::{Snapshot, TableKey, TableRef};
-use crate::storage::table_data::TableData;
+use crate::storage::table_data::{TableData, prefetch};
+
+/// Pages one task of [`Transaction::par_update`] copies in a row.
+const PAR_UPDATE_RUN: usize = 64;
 use crate::table::{FieldHandle, Table};
 use crate::types::FieldType;
 
@@ -386,17 +389,32 @@ impl Transaction {
             let mut pages: Vec<(u64, &PageSlot)> = Vec::with_capacity(base.end_page() as usize);
             base.tree
                 .for_each(&mut |index, page| pages.push((index, stage.replaced.get(&index).unwrap_or(page))));
+            // Pages are scattered blocks: each task walks a run of them and fetches the
+            // records of the pages a few steps ahead, so the copies stream instead of
+            // waiting on one cache miss after another.
+            const AHEAD: usize = 4;
             pages
-                .par_iter()
-                .map(|&(index, page)| {
-                    let mut copy = page.private_copy(rs);
-                    let first = (index << shift) + 1;
-                    let data = copy.private_data_mut(rs);
-                    for (pos, slot) in page.live_slots() {
-                        apply(RecordId(first + pos as u64), &mut data[slot * rs..(slot + 1) * rs]);
-                    }
-                    let changed = copy.data(rs) != page.data(rs);
-                    (index, copy, changed)
+                .par_chunks(PAR_UPDATE_RUN)
+                .flat_map_iter(|run| {
+                    run.iter().enumerate().map(move |(k, &(index, page))| {
+                        if let Some(&(_, ahead)) = run.get(k + AHEAD) {
+                            prefetch(ahead.data(rs));
+                        }
+                        let mut copy = page.private_copy(rs);
+                        let first = (index << shift) + 1;
+                        let data = copy.private_data_mut(rs);
+                        if page.is_dense_all_live() {
+                            for (pos, record) in data.chunks_exact_mut(rs).enumerate() {
+                                apply(RecordId(first + pos as u64), record);
+                            }
+                        } else {
+                            for (pos, slot) in page.live_slots() {
+                                apply(RecordId(first + pos as u64), &mut data[slot * rs..(slot + 1) * rs]);
+                            }
+                        }
+                        let changed = copy.data(rs) != page.data(rs);
+                        (index, copy, changed)
+                    })
                 })
                 .collect()
         };
