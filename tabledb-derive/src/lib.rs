@@ -20,6 +20,11 @@ use syn::{DeriveInput, parse_macro_input};
 ///
 /// Optional attribute: `#[table(name = "...")]` (default: the struct name in snake_case) and
 /// `#[table(crate = "path")]` when `tabledb` is not a direct dependency.
+///
+/// For each field `hp` the struct gets inherent constants `HP` (a typed field handle) and
+/// `HP_OFFSET`. Inherent constants win over trait constants in `Type::CONST` paths, so for a
+/// field called `name` (or `record_size`, ...) `Player::NAME` is the field handle; write
+/// `<Player as Table>::NAME` for the table name.
 #[proc_macro_derive(Table, attributes(table))]
 pub fn derive_table(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
