@@ -40,6 +40,10 @@ pub fn entity(i: u64) -> Entity {
 
 const BATCH: u64 = 1000;
 
+/// How far apart in the shared random index list the reading threads start: half of it, so
+/// no thread reads lines another has just brought into the shared cache.
+const THREAD_SPREAD: usize = 1 << 19;
+
 /// Builds a database holding `n` entities with ids 1..=n.
 pub fn build(n: u64) -> (Database, TableRef<Entity>) {
     let db = Database::new();
@@ -124,7 +128,7 @@ pub fn run(n: u64, plan: &Plan, report: &mut Report, only: Option<&str>) {
             let ours = parallel_rate(plan, threads, |t| {
                 let db = &db;
                 let indices = &indices;
-                let mut at = t * 4096;
+                let mut at = t * THREAD_SPREAD;
                 move || {
                     let snap = db.snapshot();
                     let view = snap.table(table).unwrap();
@@ -141,7 +145,7 @@ pub fn run(n: u64, plan: &Plan, report: &mut Report, only: Option<&str>) {
             let base = parallel_rate(plan, threads, |t| {
                 let vec = &vec;
                 let indices = &indices;
-                let mut at = t * 4096;
+                let mut at = t * THREAD_SPREAD;
                 move || {
                     let mut sum = 0u64;
                     for k in 0..BATCH as usize {
@@ -164,7 +168,7 @@ pub fn run(n: u64, plan: &Plan, report: &mut Report, only: Option<&str>) {
             let ours = parallel_rate(plan, threads, |t| {
                 let db = &db;
                 let rids = &rids;
-                let mut at = (t * 4096) % rids.len();
+                let mut at = (t * THREAD_SPREAD) % rids.len();
                 move || {
                     let snap = db.snapshot();
                     let view = snap.table(table).unwrap();
@@ -180,7 +184,7 @@ pub fn run(n: u64, plan: &Plan, report: &mut Report, only: Option<&str>) {
             let base = parallel_rate(plan, threads, |t| {
                 let vec = &vec;
                 let indices = &indices;
-                let mut at = t * 4096;
+                let mut at = t * THREAD_SPREAD;
                 move || {
                     let mut sum = 0u64;
                     for k in 0..BATCH as usize {

@@ -131,8 +131,9 @@ impl TableData {
     /// The live record `id`.
     #[inline]
     pub fn get(&self, id: RecordId) -> Option<&[u8]> {
-        let (page, pos) = self.locate(id)?;
-        page.get(pos, self.geom.record_size)
+        let (page, pos) = self.geom.split(id.pos()?);
+        // A missing page's entry has no live positions, so `get` answers `None` for it.
+        self.tree.leaf_entry(page)?.get(pos, self.geom.record_size)
     }
 
     pub fn is_live(&self, id: RecordId) -> bool {

@@ -65,6 +65,86 @@ const LEAF_SLOTS_OFFSET: usize = {
     }
 };
 
+/// Where an inner node's children start, from the start of the node.
+const INNER_CHILDREN_OFFSET: usize = {
+    let node = Node { tag: 0, kind: Kind::Inner([None; INNER_FANOUT]) };
+    let base = (&node as *const Node).cast::<u8>();
+    match &node.kind {
+        // SAFETY: both pointers point into `node`.
+        Kind::Inner(children) => unsafe { children.as_ptr().cast::<u8>().offset_from(base) as usize },
+        Kind::Leaf { .. } => 0,
+    }
+};
+
+/// The children of an inner node, read without checking the node's kind.
+///
+/// # Safety
+///
+/// `node` must be a live inner node (a node above level 1: the tree's levels are uniform).
+#[inline(always)]
+unsafe fn inner_children<'a>(node: NonNull<Node>) -> &'a [Option<NonNull<Node>>; INNER_FANOUT] {
+    // SAFETY: per the caller, `node` is a live `Kind::Inner`, whose children array starts at
+    // `INNER_CHILDREN_OFFSET` (computed from the same type), aligned and in bounds.
+    unsafe {
+        debug_assert!(matches!(node.as_ref().kind, Kind::Inner(_)));
+        &*node.as_ptr().cast::<u8>().add(INNER_CHILDREN_OFFSET).cast()
+    }
+}
+
+/// Slot `i` of a leaf node, read without checking the node's kind.
+///
+/// # Safety
+///
+/// `node` must be a live leaf node and `i < LEAF_FANOUT`.
+#[inline(always)]
+unsafe fn leaf_slot<'a>(node: NonNull<Node>, i: usize) -> &'a PageSlot {
+    debug_assert!(i < LEAF_FANOUT);
+    // SAFETY: per the caller, `node` is a live `Kind::Leaf`, whose slots start at
+    // `LEAF_SLOTS_OFFSET` (computed from the same type); slot `i` is in bounds and aligned.
+    unsafe {
+        debug_assert!(matches!(node.as_ref().kind, Kind::Leaf { .. }));
+        &*node.as_ptr().cast::<u8>().add(LEAF_SLOTS_OFFSET + i * std::mem::size_of::<PageSlot>()).cast()
+    }
+}
+
+/// Index bits a tree of `height` levels covers.
+#[inline(always)]
+fn covered_bits(height: u32) -> u32 {
+    shift(height) + if height == 1 { LEAF_BITS } else { INNER_BITS }
+}
+
+/// The leaf covering page `index` in a tree of height `H`, walked with the levels unrolled.
+///
+/// # Safety
+///
+/// `root` must be the live root of a tree of height `H`.
+#[inline(always)]
+unsafe fn descend<const H: u32>(root: NonNull<Node>, index: u64) -> Option<NonNull<Node>> {
+    // SAFETY: per the caller.
+    unsafe { descend_to_leaf(root, H, index) }
+}
+
+/// The leaf covering page `index` in a tree of `height` levels.
+///
+/// # Safety
+///
+/// `root` must be the live root of a tree of height `height`.
+#[inline(always)]
+unsafe fn descend_to_leaf(root: NonNull<Node>, height: u32, index: u64) -> Option<NonNull<Node>> {
+    let bits = covered_bits(height);
+    if bits < 64 && index >> bits != 0 {
+        return None;
+    }
+    let mut node = root;
+    let mut level = height;
+    while level > 1 {
+        // SAFETY: nodes above level 1 are inner nodes, alive per the caller.
+        node = unsafe { inner_children(node) }[child(index, level)]?;
+        level -= 1;
+    }
+    Some(node)
+}
+
 /// The pages of one table by page index.
 #[derive(Clone, Copy, Default)]
 pub struct PageTree {
@@ -119,61 +199,37 @@ impl PageTree {
     /// The page at `index`.
     #[inline]
     pub fn get(&self, index: u64) -> Option<&PageSlot> {
-        if !self.fits(index) {
-            return None;
-        }
-        let mut node = self.root?;
-        let mut level = self.height;
-        loop {
-            level -= 1;
-            let i = child(index, level + 1);
-            // SAFETY: nodes reachable from this tree are alive while the snapshot (or the
-            // commit) that owns the tree is, which `&self` borrows.
-            match unsafe { &node.as_ref().kind } {
-                Kind::Inner(children) => node = children[i]?,
-                Kind::Leaf { slots, .. } => {
-                    let slot = &slots[i];
-                    return slot.exists().then_some(slot);
-                }
-            }
-        }
+        let slot = self.leaf_entry(index)?;
+        slot.exists().then_some(slot)
     }
 
     /// Where the leaf entry of page `index` lives, found by walking only the inner nodes: the
-    /// leaf itself is not read (the caller fetches it, and reads it once it has arrived).
-    /// `None` when no leaf covers the page. The entry may describe a page that does not
-    /// exist ([`PageSlot::exists`] is false).
+    /// leaf itself is not read (the caller reads it, or fetches it and reads it once it has
+    /// arrived). `None` when no leaf covers the page. The entry may describe a page that does
+    /// not exist ([`PageSlot::exists`] is false).
+    ///
+    /// The walk is unrolled for the usual heights, so it has no data-dependent branches
+    /// beyond the missing-child checks and the processor can overlap the walks of
+    /// consecutive lookups.
     #[inline]
     pub fn leaf_entry(&self, index: u64) -> Option<&PageSlot> {
-        if !self.fits(index) {
-            return None;
-        }
-        let mut node = self.root?;
-        let mut level = self.height;
-        loop {
-            if level == 1 {
-                // Only when the root is the leaf.
-                // SAFETY: as in `get`.
-                return match unsafe { &node.as_ref().kind } {
-                    Kind::Leaf { slots, .. } => Some(&slots[child(index, 1)]),
-                    Kind::Inner(_) => None,
-                };
+        let root = self.root?;
+        let height = self.height;
+        // SAFETY: `root` is the root of this tree, of height `height` (each arm passes the
+        // height it matched); nodes reachable from this tree are alive while the snapshot (or
+        // the commit) that owns the tree is, which `&self` borrows.
+        let leaf = unsafe {
+            match height {
+                1 => descend::<1>(root, index),
+                2 => descend::<2>(root, index),
+                3 => descend::<3>(root, index),
+                4 => descend::<4>(root, index),
+                5 => descend::<5>(root, index),
+                _ => descend_to_leaf(root, height, index),
             }
-            level -= 1;
-            // SAFETY: as in `get`.
-            let Kind::Inner(children) = (unsafe { &node.as_ref().kind }) else { return None };
-            let next = children[child(index, level + 1)]?;
-            if level > 1 {
-                node = next;
-                continue;
-            }
-            let offset = LEAF_SLOTS_OFFSET + child(index, 1) * std::mem::size_of::<PageSlot>();
-            // SAFETY: a child at level 1 is a leaf node (the tree's levels are uniform), so
-            // `offset` is the address of its slot `child(index, 1)`, in bounds and aligned;
-            // the node lives as long as `&self` (as in `get`). Making the reference reads
-            // nothing.
-            return Some(unsafe { &*next.as_ptr().cast::<u8>().add(offset).cast::<PageSlot>() });
-        }
+        }?;
+        // SAFETY: `leaf` is a live leaf of this tree (as above).
+        Some(unsafe { leaf_slot(leaf, child(index, 1)) })
     }
 
     /// Asks the processor to fetch the leaf entry of page `index`, walking only the inner
@@ -450,5 +506,50 @@ fn seek(node: &Node, level: u32, base: u64, from: u64, hi: u64) -> Option<(u64, 
             }
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::page::Geometry;
+
+    /// Pages at indices spread over every tree height, including those past the unrolled
+    /// walks, are found by `get` and `leaf_entry`; indices near them are not.
+    #[test]
+    fn lookups_find_exactly_the_stored_pages_at_every_height() {
+        let geom = Geometry::new(64);
+        let mut tree = PageTree::default();
+        let mut w = Writer::new(1);
+        let mut stored: Vec<u64> = Vec::new();
+        for index in
+            [0u64, 5, 15, 16, 1000, 1 << 10, 1 << 16, (1 << 22) + 3, 1 << 28, 1 << 34, (1 << 40) + 7, 1 << 58]
+        {
+            {
+                let mut page = tree.page_mut(index, &mut w);
+                let slot = page.ensure_slot(0, &geom, &mut w);
+                page.slot_bytes_mut(slot, geom.record_size, &mut w)[..8]
+                    .copy_from_slice(&index.to_le_bytes());
+                page.set_live(0, true);
+            }
+            stored.push(index);
+            for &s in &stored {
+                let page =
+                    tree.get(s).unwrap_or_else(|| panic!("page {s} missing at height {}", tree.height));
+                assert_eq!(page.get(0, 64).expect("live")[..8], s.to_le_bytes());
+                assert!(tree.leaf_entry(s).is_some_and(PageSlot::exists));
+            }
+            for probe in [1u64, 17, 999, (1 << 16) + 1, 1 << 27, 1 << 50, u64::MAX] {
+                if !stored.contains(&probe) {
+                    assert!(tree.get(probe).is_none(), "page {probe} found at height {}", tree.height);
+                    assert!(tree.leaf_entry(probe).is_none_or(|e| !e.exists()));
+                }
+            }
+        }
+        assert!(tree.height > 5, "the general walk is exercised (height {})", tree.height);
+        // Everything was made by this one writer, which changes its own nodes in place.
+        assert!(w.garbage.is_empty());
+        // SAFETY: the tree was never shared.
+        unsafe { tree.free_all(geom.record_size) };
     }
 }
