@@ -123,6 +123,43 @@ fn par_update_passes_each_record_its_own_id_on_dense_sparse_and_compacted_pages(
 }
 
 #[test]
+fn par_updates_in_one_transaction_stack_and_leave_unchanged_pages_shared() {
+    let db = Database::new();
+    let players = db.create_table::<Player>().unwrap();
+    let mut tx = db.begin();
+    let ids: Vec<RecordId> = (0..5000).map(|i| tx.insert(players, &player(i)).unwrap()).collect();
+    tx.commit().unwrap();
+    let before = db.snapshot();
+    let mut tx = db.begin();
+    tx.par_update(players, |_, p| p.hp += 1).unwrap();
+    // Changes only the pages holding every 1000th record; the rest stay as the first update
+    // left them.
+    tx.par_update(players, |id, p| {
+        if id.0 % 1000 == 0 {
+            p.level += 5
+        }
+    })
+    .unwrap();
+    tx.set(players, ids[1], Player::HP, 3).unwrap();
+    // A third update that changes nothing keeps both earlier ones.
+    tx.par_update(players, |_, _| {}).unwrap();
+    tx.commit().unwrap();
+    let snap = db.snapshot();
+    for (i, id) in ids.iter().enumerate() {
+        let p = snap.get(players, *id).unwrap();
+        let hp = if i == 1 { 3 } else { 100 + i as u32 + 1 };
+        assert_eq!(p.hp, hp, "record {i}");
+        assert_eq!(p.level, if id.0 % 1000 == 0 { 6 } else { 1 }, "record {i}");
+    }
+    assert_eq!(before.get(players, ids[0]).unwrap().hp, 100, "older snapshots keep the old pages");
+    // An update that changes nothing commits nothing visible.
+    let mut tx = db.begin();
+    tx.par_update(players, |_, _| {}).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(db.snapshot().get(players, ids[2]).unwrap().hp, 103);
+}
+
+#[test]
 fn relations_are_enforced_on_every_write() {
     use tabledb::schema::FieldDef;
     let db = Database::new();

@@ -85,11 +85,9 @@ impl Local {
 impl Drop for Local {
     fn drop(&mut self) {
         for (size, free) in std::mem::take(&mut self.classes) {
-            for addr in free {
-                // SAFETY: every address in a thread's stash is a block of `size` bytes taken
-                // from `take_shared` or `alloc` and not in use.
-                unsafe { give_shared(NonNull::new(addr as *mut u8).expect("non-null"), size) };
-            }
+            // SAFETY: every address in a thread's stash is a block of `size` bytes taken from
+            // the shared cache or the allocator, and not in use.
+            unsafe { give_shared_many(&free, size) };
         }
     }
 }
@@ -139,12 +137,8 @@ unsafe fn give(block: NonNull<u8>, size: usize) {
         if stash.len() > LOCAL_MAX { stash.drain(..LOCAL_BATCH).collect::<Vec<_>>() } else { Vec::new() }
     });
     match overflow {
-        Ok(moved) => {
-            for addr in moved {
-                // SAFETY: blocks in a stash are unused blocks of `size` bytes from `take`.
-                unsafe { give_shared(NonNull::new(addr as *mut u8).expect("non-null"), size) };
-            }
-        }
+        // SAFETY: blocks in a stash are unused blocks of `size` bytes from `take`.
+        Ok(moved) => unsafe { give_shared_many(&moved, size) },
         // The thread is exiting and its stash is gone: give the block to the shared cache.
         // SAFETY: per the caller.
         Err(_) => unsafe { give_shared(block, size) },
@@ -157,7 +151,19 @@ unsafe fn give(block: NonNull<u8>, size: usize) {
 ///
 /// As for [`give`].
 unsafe fn give_shared(block: NonNull<u8>, size: usize) {
-    if CACHED_BYTES.load(Ordering::Relaxed) + size <= CACHE_MAX_BYTES {
+    // SAFETY: per the caller.
+    unsafe { give_shared_many(&[block.as_ptr() as usize], size) };
+}
+
+/// Puts blocks of `size` bytes (by address) in the shared cache under one lock, and frees
+/// those that do not fit.
+///
+/// # Safety
+///
+/// As for [`give`], for every block.
+unsafe fn give_shared_many(blocks: &[usize], size: usize) {
+    let mut kept = 0;
+    {
         let mut classes = cache();
         let index = match classes.iter().position(|c| c.size == size) {
             Some(i) => Some(i),
@@ -168,14 +174,17 @@ unsafe fn give_shared(block: NonNull<u8>, size: usize) {
             None => None,
         };
         if let Some(i) = index {
-            classes[i].free.push(block.as_ptr() as usize);
-            CACHED_BYTES.fetch_add(size, Ordering::Relaxed);
-            return;
+            let room = CACHE_MAX_BYTES.saturating_sub(CACHED_BYTES.load(Ordering::Relaxed)) / size;
+            kept = blocks.len().min(room);
+            classes[i].free.extend_from_slice(&blocks[..kept]);
+            CACHED_BYTES.fetch_add(kept * size, Ordering::Relaxed);
         }
     }
-    // SAFETY: the caller guarantees the block came from `take(size)`, which allocated it with
-    // this layout, and is given back once.
-    unsafe { dealloc(block.as_ptr(), layout(size)) };
+    for &addr in &blocks[kept..] {
+        // SAFETY: the caller guarantees each block came from `take(size)`, which allocated it
+        // with this layout, and is given back once.
+        unsafe { dealloc(addr as *mut u8, layout(size)) };
+    }
 }
 
 /// Allocates a record block of `size` bytes (not zeroed). `size` must be positive.
@@ -184,6 +193,20 @@ pub fn allocate(size: usize) -> NonNull<u8> {
     LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
     LIVE_BYTES.fetch_add(size, Ordering::Relaxed);
     take(size)
+}
+
+/// Allocates like [`allocate`] but leaves the block out of the [`counters`] until the caller
+/// calls [`count_allocated`] for it: the counters are shared atomics, and a locked update
+/// after every block would also wait for the streaming stores of [`stream_copy`] to drain.
+pub fn allocate_uncounted(size: usize) -> NonNull<u8> {
+    debug_assert!(size > 0);
+    take(size)
+}
+
+/// Counts `blocks` blocks of `bytes` bytes in all, made by [`allocate_uncounted`].
+pub fn count_allocated(blocks: usize, bytes: usize) {
+    LIVE_BLOCKS.fetch_add(blocks, Ordering::Relaxed);
+    LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed);
 }
 
 /// Frees a record block of `size` bytes made by [`allocate`].
@@ -197,6 +220,120 @@ pub unsafe fn free(block: NonNull<u8>, size: usize) {
     LIVE_BYTES.fetch_sub(size, Ordering::Relaxed);
     // SAFETY: per the caller.
     unsafe { give(block, size) };
+}
+
+/// Copies `src` to `dst` with streaming (non-temporal) stores where the processor has them:
+/// a block written once and not read again soon need not be fetched into the cache first nor
+/// displace what is cached. Call [`stream_fence`] before another thread may read `dst`.
+///
+/// # Safety
+///
+/// `dst` must be 16-byte aligned (blocks are), valid for writing `src.len()` bytes, and not
+/// overlap `src`.
+pub unsafe fn stream_copy(dst: NonNull<u8>, src: &[u8]) {
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    #[cfg(target_arch = "x86_64")]
+    let done = {
+        debug_assert_eq!(dst.as_ptr() as usize % 16, 0);
+        if std::arch::is_x86_feature_detected!("avx512f") && (dst.as_ptr() as usize).is_multiple_of(64) {
+            // SAFETY: the processor has AVX-512F (just checked); `dst` is 64-byte aligned and
+            // the rest is per the caller.
+            unsafe { stream_lines_avx512(dst.as_ptr(), src) }
+        } else if std::arch::is_x86_feature_detected!("avx") && (dst.as_ptr() as usize).is_multiple_of(32) {
+            // SAFETY: the processor has AVX (just checked); `dst` is 32-byte aligned and the
+            // rest is per the caller.
+            unsafe { stream_avx(dst.as_ptr(), src) }
+        } else {
+            // SAFETY: `dst` is 16-byte aligned (per the caller); SSE2 is part of every x86_64
+            // processor.
+            unsafe { stream_sse2(dst.as_ptr(), src) }
+        }
+    };
+    // SAFETY: per the caller, `dst` has room for `src.len()` bytes and does not overlap it.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr().add(done), dst.as_ptr().add(done), src.len() - done)
+    };
+}
+
+/// Streams the whole 64-byte lines of `src` to `dst`; returns how many bytes it copied.
+///
+/// # Safety
+///
+/// AVX-512F must be available; `dst` must be 64-byte aligned, valid for `src.len()` bytes and
+/// not overlap `src`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn stream_lines_avx512(dst: *mut u8, src: &[u8]) -> usize {
+    use std::arch::x86_64::{__m512i, _mm512_loadu_si512, _mm512_stream_si512};
+    let whole = src.len() / 64 * 64;
+    let mut done = 0;
+    while done < whole {
+        // SAFETY: `done + 64 <= src.len()`, so both accesses are in bounds; `dst + done` is
+        // 64-byte aligned.
+        unsafe {
+            let v = _mm512_loadu_si512(src.as_ptr().add(done).cast::<__m512i>());
+            _mm512_stream_si512(dst.add(done).cast::<__m512i>(), v);
+        }
+        done += 64;
+    }
+    done
+}
+
+/// Streams the whole 32-byte pieces of `src` to `dst`; returns how many bytes it copied.
+///
+/// # Safety
+///
+/// AVX must be available; `dst` must be 32-byte aligned, valid for `src.len()` bytes and not
+/// overlap `src`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn stream_avx(dst: *mut u8, src: &[u8]) -> usize {
+    use std::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm256_stream_si256};
+    let whole = src.len() / 32 * 32;
+    let mut done = 0;
+    while done < whole {
+        // SAFETY: `done + 32 <= src.len()`, so both accesses are in bounds; `dst + done` is
+        // 32-byte aligned.
+        unsafe {
+            let v = _mm256_loadu_si256(src.as_ptr().add(done).cast::<__m256i>());
+            _mm256_stream_si256(dst.add(done).cast::<__m256i>(), v);
+        }
+        done += 32;
+    }
+    done
+}
+
+/// Streams the whole 16-byte pieces of `src` to `dst`; returns how many bytes it copied.
+///
+/// # Safety
+///
+/// `dst` must be 16-byte aligned, valid for `src.len()` bytes and not overlap `src`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn stream_sse2(dst: *mut u8, src: &[u8]) -> usize {
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+    let whole = src.len() / 16 * 16;
+    let mut done = 0;
+    while done < whole {
+        // SAFETY: `done + 16 <= src.len()`, so both accesses are in bounds; `dst + done` is
+        // 16-byte aligned; SSE2 is part of every x86_64 processor.
+        unsafe {
+            let v = _mm_loadu_si128(src.as_ptr().add(done).cast::<__m128i>());
+            _mm_stream_si128(dst.add(done).cast::<__m128i>(), v);
+        }
+        done += 16;
+    }
+    done
+}
+
+/// Orders the streaming stores of [`stream_copy`] before every later store, so a thread that
+/// sees a later store (such as a block's address being handed over) sees the block's bytes.
+pub fn stream_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SFENCE only orders stores; SSE is part of every x86_64 processor.
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
 }
 
 /// Allocates room for one `T` (a tree node) from the same cache.

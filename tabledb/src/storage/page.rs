@@ -232,33 +232,23 @@ impl PageSlot {
 }
 
 impl PageSlot {
-    /// A copy of this page in a new block owned by the caller (a transaction's private page),
-    /// with exactly its slots.
-    pub fn private_copy(&self, record_size: usize) -> PageSlot {
+    /// A private copy of this page (same slots and bitmaps) holding `data` in place of its
+    /// records, in a new block owned by the caller (a transaction's private page). The block
+    /// is written with [`block::stream_copy`]: call [`block::stream_fence`] before another
+    /// thread may read it. The block is not counted yet: the caller passes it to
+    /// [`block::count_allocated`].
+    pub fn private_copy_with(&self, data: &[u8], record_size: usize) -> PageSlot {
+        assert_eq!(data.len(), self.len() * record_size, "a page copy holds exactly the page's slots");
         let mut copy = *self;
         copy.cap = self.len;
         copy.block = (self.len > 0).then(|| {
-            let block = block::allocate(self.len() * record_size);
-            let src = self.data(record_size);
-            // SAFETY: the new block holds `len * record_size` bytes, exactly `src`'s length;
-            // they are distinct allocations.
-            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), block.as_ptr(), src.len()) };
+            let block = block::allocate_uncounted(data.len());
+            // SAFETY: the new block is 64-byte aligned, holds `data.len()` bytes and is a
+            // distinct allocation.
+            unsafe { block::stream_copy(block, data) };
             block
         });
         copy
-    }
-
-    /// The records of a page the caller owns privately (made by
-    /// [`private_copy`](Self::private_copy) and not published), mutably.
-    pub fn private_data_mut(&mut self, record_size: usize) -> &mut [u8] {
-        let n = self.len() * record_size;
-        match self.block {
-            // SAFETY: the caller owns the block exclusively (a private copy), so no other
-            // reference to it exists; `&mut self` is the only way to it; `len` slots are
-            // initialized.
-            Some(b) => unsafe { std::slice::from_raw_parts_mut(b.as_ptr(), n) },
-            None => &mut [],
-        }
     }
 }
 
@@ -416,6 +406,40 @@ pub unsafe fn free_page(page: &PageSlot, record_size: usize) {
         // SAFETY: the caller guarantees exclusive, final ownership of the block, which was
         // allocated with `cap * record_size` bytes.
         unsafe { block::free(b, page.capacity() * record_size) };
+    }
+}
+
+/// A private page (a transaction's copy, never published) owned by the holder: its block is
+/// freed on drop unless [`into_slot`](Self::into_slot) hands it on. Keeps copies made by
+/// parallel workers from leaking when one of them panics.
+pub struct OwnedPage {
+    slot: PageSlot,
+    record_size: usize,
+}
+
+impl OwnedPage {
+    /// Takes ownership of `slot`.
+    ///
+    /// # Safety
+    ///
+    /// `slot` must be a private page whose block nothing else owns or will free.
+    pub unsafe fn new(slot: PageSlot, record_size: usize) -> OwnedPage {
+        OwnedPage { slot, record_size }
+    }
+
+    /// The page, whose block the caller now owns.
+    pub fn into_slot(self) -> PageSlot {
+        let slot = self.slot;
+        std::mem::forget(self);
+        slot
+    }
+}
+
+impl Drop for OwnedPage {
+    fn drop(&mut self) {
+        // SAFETY: per `new`, the block is owned by this value alone, and `into_slot` forgets
+        // the value instead of dropping it.
+        unsafe { free_page(&self.slot, self.record_size) };
     }
 }
 

@@ -286,6 +286,15 @@ impl PageTree {
     /// writer's own (copied if shared) and the tree grows if needed. The page may not exist
     /// yet (an empty slot).
     pub fn page_mut(&mut self, index: u64, w: &mut Writer) -> PageMut<'_> {
+        let (fresh, slots) = self.leaf_mut(index, w);
+        let i = child(index, 1);
+        let bit = 1u16 << i;
+        PageMut { fresh: *fresh & bit != 0, slot: &mut slots[i], fresh_bit: fresh, bit }
+    }
+
+    /// The leaf covering page `index`, ready to be changed by `w` (see
+    /// [`page_mut`](Self::page_mut)): its fresh bits and its slots.
+    fn leaf_mut(&mut self, index: u64, w: &mut Writer) -> (&mut u16, &mut [PageSlot; LEAF_FANOUT]) {
         if self.root.is_none() {
             self.root = Some(new_node(w.tag, empty_leaf()));
             self.height = 1;
@@ -316,10 +325,7 @@ impl PageTree {
                     }
                     ptr = child.as_mut().expect("just filled");
                 }
-                Kind::Leaf { fresh, slots } => {
-                    let bit = 1u16 << i;
-                    return PageMut { fresh: *fresh & bit != 0, slot: &mut slots[i], fresh_bit: fresh, bit };
-                }
+                Kind::Leaf { fresh, slots } => return (fresh, slots),
             }
         }
     }
@@ -327,20 +333,51 @@ impl PageTree {
     /// Replaces the page at `index` (retiring the old one) with `page`, which must have been
     /// allocated for this writer.
     pub fn put_page(&mut self, index: u64, page: PageSlot, record_size: usize, w: &mut Writer) {
-        let pm = self.page_mut(index, w);
-        if pm.slot.exists() {
-            if pm.fresh {
-                // SAFETY: a fresh block was allocated in this commit and never published.
-                unsafe { free_page(pm.slot, record_size) };
-            } else {
-                w.retire(Garbage::Block(
-                    NonNull::new(pm.slot.block_addr() as *mut u8).expect("existing pages have blocks"),
-                    pm.slot.block_bytes(record_size),
-                ));
+        self.put_pages(std::iter::once((index, page)), record_size, w);
+    }
+
+    /// [`put_page`](Self::put_page) for many pages, walking the tree once per leaf when the
+    /// pages come in index order.
+    pub fn put_pages(
+        &mut self,
+        pages: impl IntoIterator<Item = (u64, PageSlot)>,
+        record_size: usize,
+        w: &mut Writer,
+    ) {
+        let mut leaf: Option<(u64, NonNull<u16>, NonNull<[PageSlot; LEAF_FANOUT]>)> = None;
+        for (index, page) in pages {
+            let leaf_index = index >> LEAF_BITS;
+            let (mut fresh, mut slots) = match leaf {
+                Some((at, fresh, slots)) if at == leaf_index => (fresh, slots),
+                _ => {
+                    let (fresh, slots) = self.leaf_mut(index, w);
+                    let entry = (leaf_index, NonNull::from(fresh), NonNull::from(slots));
+                    leaf = Some(entry);
+                    (entry.1, entry.2)
+                }
+            };
+            // SAFETY: the pointers come from `leaf_mut` for this leaf, whose node belongs to
+            // this writer from then on: later `leaf_mut` calls for other leaves neither copy
+            // nor free it (they copy only nodes another commit made), and nothing else reaches
+            // it while `&mut self` is borrowed. No other reference to it is alive here.
+            let (fresh, slots) = unsafe { (fresh.as_mut(), slots.as_mut()) };
+            let i = child(index, 1);
+            let bit = 1u16 << i;
+            let slot = &mut slots[i];
+            if slot.exists() {
+                if *fresh & bit != 0 {
+                    // SAFETY: a fresh block was allocated in this commit and never published.
+                    unsafe { free_page(slot, record_size) };
+                } else {
+                    w.retire(Garbage::Block(
+                        NonNull::new(slot.block_addr() as *mut u8).expect("existing pages have blocks"),
+                        slot.block_bytes(record_size),
+                    ));
+                }
             }
+            *slot = page;
+            *fresh |= bit;
         }
-        *pm.slot = page;
-        *pm.fresh_bit |= pm.bit;
     }
 
     /// Calls `f` for every page with index in `lo..hi`, in order.
@@ -349,7 +386,16 @@ impl PageTree {
             && lo < hi
         {
             // SAFETY: the root is alive while `&self` is borrowed (see `get`).
-            walk(unsafe { &*root.as_ptr() }, self.height, 0, lo, hi, f);
+            walk::<true>(unsafe { &*root.as_ptr() }, self.height, 0, lo, hi, f);
+        }
+    }
+
+    /// Calls `f` for every page, in order, without fetching the pages' records ahead (for
+    /// callers that only collect the pages).
+    pub fn for_each_entry<'a>(&'a self, f: &mut impl FnMut(u64, &'a PageSlot)) {
+        if let Some(root) = self.root {
+            // SAFETY: the root is alive while `&self` is borrowed (see `get`).
+            walk::<false>(unsafe { &*root.as_ptr() }, self.height, 0, 0, u64::MAX, f);
         }
     }
 
@@ -428,7 +474,14 @@ fn span(level: u32) -> u64 {
     1u64.checked_shl(shift(level)).unwrap_or(0)
 }
 
-fn walk<'a>(node: &'a Node, level: u32, base: u64, lo: u64, hi: u64, f: &mut impl FnMut(u64, &'a PageSlot)) {
+fn walk<'a, const PREFETCH: bool>(
+    node: &'a Node,
+    level: u32,
+    base: u64,
+    lo: u64,
+    hi: u64,
+    f: &mut impl FnMut(u64, &'a PageSlot),
+) {
     match &node.kind {
         Kind::Leaf { slots, .. } => {
             let start = lo.saturating_sub(base).min(LEAF_FANOUT as u64) as usize;
@@ -439,7 +492,7 @@ fn walk<'a>(node: &'a Node, level: u32, base: u64, lo: u64, hi: u64, f: &mut imp
                 }
                 // Blocks are separate allocations, so the hardware prefetcher loses the stream
                 // at each page boundary: ask for the start of the next page's block now.
-                if let Some(next) = slots.get(i + 1) {
+                if let Some(next) = slots.get(i + 1).filter(|_| PREFETCH) {
                     let addr = next.block_addr();
                     if addr != 0 {
                         super::table_data::prefetch_line(addr as *const u8);
@@ -463,7 +516,7 @@ fn walk<'a>(node: &'a Node, level: u32, base: u64, lo: u64, hi: u64, f: &mut imp
                 }
                 if let Some(c) = child {
                     // SAFETY: children of a live node are alive as long as it is.
-                    walk(unsafe { &*c.as_ptr() }, level - 1, child_base, lo, hi, f);
+                    walk::<PREFETCH>(unsafe { &*c.as_ptr() }, level - 1, child_base, lo, hi, f);
                 }
             }
         }

@@ -249,10 +249,9 @@ pub(crate) fn apply(
         // Whole pages first (parallel updates; the table is unchanged since the transaction
         // started, checked above), then record-level changes on top.
         let rs = table.geom.record_size;
-        for (index, page) in std::mem::take(&mut stage.replaced) {
-            table.tree.put_page(index, page, rs, w);
-            stage.installed.push(index);
-        }
+        let replaced = std::mem::take(&mut stage.replaced);
+        stage.installed.extend(replaced.keys());
+        table.tree.put_pages(replaced, rs, w);
         for (k, c) in stage.changes.iter().enumerate() {
             // Changes to random records each miss the cache; fetching their tree leaves and
             // pages some changes ahead overlaps those misses instead of paying them one after

@@ -25,13 +25,82 @@ use crate::ids::{CommitSeq, RecordId, TableId};
 use crate::schema::{SchemaError, TableSchema};
 use rayon::prelude::*;
 
+use crate::storage::block;
 use crate::storage::iter::cast_record;
-use crate::storage::page::{PageSlot, free_page};
+use crate::storage::page::{OwnedPage, PageSlot, free_page};
 use crate::storage::snapshot::{Snapshot, TableKey, TableRef};
 use crate::storage::table_data::{TableData, prefetch};
 
 /// Pages one task of [`Transaction::par_update`] copies in a row.
 const PAR_UPDATE_RUN: usize = 64;
+
+/// Private copies of the pages of a run that `apply`, run on each live record, changes.
+///
+/// Pages are scattered blocks, so the run is software-pipelined: the page [`COPY_AHEAD`]
+/// steps ahead is fetched while the current one is worked on. Each page is copied into a
+/// buffer that stays in the cache, changed there and compared with the original; only a
+/// changed page gets a new block, written with streaming stores (it is not read again
+/// soon, so it need not be fetched first).
+fn copy_run(
+    run: &[(u64, &PageSlot)],
+    rs: usize,
+    shift: u32,
+    apply: &(impl Fn(RecordId, &mut [u8]) + Sync),
+) -> Vec<(u64, OwnedPage)> {
+    /// A line of the work buffer, aligned like a block so records in it are aligned.
+    #[derive(Clone, Copy)]
+    #[repr(C, align(64))]
+    struct Line([u8; 64]);
+    const COPY_AHEAD: usize = 4;
+    let most = run.iter().map(|(_, page)| page.len() * rs).max().unwrap_or(0);
+    let mut lines = vec![Line([0; 64]); most.div_ceil(64)];
+    // SAFETY: `lines` is `most.div_ceil(64) * 64 >= most` initialized bytes, borrowed
+    // exclusively by the slice for as long as it lives.
+    let buf = unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), most) };
+    for &(_, page) in run.iter().take(COPY_AHEAD) {
+        prefetch(page.data(rs));
+    }
+    /// Counts the blocks made, once for the run, also when `apply` panics (after the copies
+    /// made so far, declared later, are dropped and freed).
+    struct Count {
+        blocks: usize,
+        bytes: usize,
+    }
+    impl Drop for Count {
+        fn drop(&mut self) {
+            block::count_allocated(self.blocks, self.bytes);
+        }
+    }
+    let mut count = Count { blocks: 0, bytes: 0 };
+    let mut out = Vec::with_capacity(run.len());
+    for (k, &(index, page)) in run.iter().enumerate() {
+        if let Some(&(_, ahead)) = run.get(k + COPY_AHEAD) {
+            prefetch(ahead.data(rs));
+        }
+        let src = page.data(rs);
+        let data = &mut buf[..src.len()];
+        data.copy_from_slice(src);
+        let first = (index << shift) + 1;
+        if page.is_dense_all_live() {
+            for (pos, record) in data.chunks_exact_mut(rs).enumerate() {
+                apply(RecordId(first + pos as u64), record);
+            }
+        } else {
+            for (pos, slot) in page.live_slots() {
+                apply(RecordId(first + pos as u64), &mut data[slot * rs..(slot + 1) * rs]);
+            }
+        }
+        if data != src {
+            // SAFETY: the copy was just made in a new block that nothing else holds.
+            out.push((index, unsafe { OwnedPage::new(page.private_copy_with(data, rs), rs) }));
+            count.blocks += usize::from(!data.is_empty());
+            count.bytes += data.len();
+        }
+    }
+    // The copies are handed to the committing thread.
+    block::stream_fence();
+    out
+}
 use crate::table::{FieldHandle, Table};
 use crate::types::FieldType;
 
@@ -384,62 +453,24 @@ impl Transaction {
             let record = unsafe { &mut *bytes.as_mut_ptr().cast::<T>() };
             f(id, record);
         };
-        let copies: Vec<(u64, PageSlot, bool)> = {
+        let changed_pages: Vec<(u64, PageSlot)> = {
             let stage = &self.stages[i];
             let mut pages: Vec<(u64, &PageSlot)> = Vec::with_capacity(base.end_page() as usize);
-            base.tree
-                .for_each(&mut |index, page| pages.push((index, stage.replaced.get(&index).unwrap_or(page))));
-            // Pages are scattered blocks: each task walks a run of them and fetches the
-            // records of the pages a few steps ahead, so the copies stream instead of
-            // waiting on one cache miss after another.
-            const AHEAD: usize = 4;
-            pages
+            base.tree.for_each_entry(&mut |index, page| {
+                pages.push((index, stage.replaced.get(&index).unwrap_or(page)))
+            });
+            let copies: Vec<(u64, OwnedPage)> = pages
                 .par_chunks(PAR_UPDATE_RUN)
-                .flat_map_iter(|run| {
-                    run.iter().enumerate().map(move |(k, &(index, page))| {
-                        if let Some(&(_, ahead)) = run.get(k + AHEAD) {
-                            prefetch(ahead.data(rs));
-                        }
-                        let mut copy = page.private_copy(rs);
-                        let first = (index << shift) + 1;
-                        let data = copy.private_data_mut(rs);
-                        if page.is_dense_all_live() {
-                            for (pos, record) in data.chunks_exact_mut(rs).enumerate() {
-                                apply(RecordId(first + pos as u64), record);
-                            }
-                        } else {
-                            for (pos, slot) in page.live_slots() {
-                                apply(RecordId(first + pos as u64), &mut data[slot * rs..(slot + 1) * rs]);
-                            }
-                        }
-                        let changed = copy.data(rs) != page.data(rs);
-                        (index, copy, changed)
-                    })
-                })
-                .collect()
+                .flat_map_iter(|run| copy_run(run, rs, shift, &apply))
+                .collect();
+            copies.into_iter().map(|(index, copy)| (index, copy.into_slot())).collect()
         };
         let stage = &mut self.stages[i];
-        let mut changed_pages = Vec::with_capacity(copies.len());
-        for (index, copy, changed) in copies {
-            if changed {
-                changed_pages.push((index, copy));
-            } else {
-                // SAFETY: an unchanged copy was never stored anywhere.
-                unsafe { free_page(&copy, rs) };
-            }
-        }
-        if stage.replaced.is_empty() {
-            // In page order already: built in bulk.
-            stage.replaced = changed_pages.into_iter().collect();
-        } else {
-            for (index, copy) in changed_pages {
-                if let Some(old) = stage.replaced.insert(index, copy) {
-                    // SAFETY: a replaced page is a private copy owned by this stage, now
-                    // superseded and no longer in the map.
-                    unsafe { free_page(&old, rs) };
-                }
-            }
-        }
+        stage.replaced.merge(changed_pages, |old| {
+            // SAFETY: a replaced page is a private copy owned by this stage, now superseded
+            // and no longer in the map.
+            unsafe { free_page(&old, rs) };
+        });
         for (id, slot) in stage.staged_records_mut() {
             apply(id, stage.staged_bytes_mut(slot));
         }

@@ -2,7 +2,7 @@
 //! pages until commit.
 
 use std::cell::{Cell, UnsafeCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::ids::{RecordId, TableId};
@@ -94,18 +94,90 @@ pub(crate) struct TableStage {
     /// Pages rewritten as a whole by parallel updates: private blocks owned by this stage
     /// (freed on abort, installed at commit), by page index. Record-level changes apply on
     /// top of them.
-    pub replaced: BTreeMap<u64, PageSlot>,
+    pub replaced: PageMap,
     /// After commit: the indices of the replaced pages that were installed (for the log).
     pub installed: Vec<u64>,
+}
+
+/// Pages by page index, in index order: a sorted vector, since whole-table updates build it
+/// in order in one go and commit installs it in order.
+#[derive(Default, Debug)]
+pub struct PageMap {
+    pages: Vec<(u64, PageSlot)>,
+}
+
+impl PageMap {
+    /// A map of pages already in strictly increasing index order.
+    pub fn from_sorted(pages: Vec<(u64, PageSlot)>) -> PageMap {
+        debug_assert!(pages.windows(2).all(|w| w[0].0 < w[1].0));
+        PageMap { pages }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    pub fn get(&self, index: &u64) -> Option<&PageSlot> {
+        let at = self.pages.binary_search_by_key(index, |(i, _)| *i).ok()?;
+        Some(&self.pages[at].1)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.pages.iter().map(|(i, _)| *i)
+    }
+
+    /// Adds pages in strictly increasing index order, replacing those with the same index;
+    /// `replaced` gets each page that was replaced.
+    pub fn merge(&mut self, pages: Vec<(u64, PageSlot)>, mut replaced: impl FnMut(PageSlot)) {
+        if self.pages.is_empty() {
+            *self = PageMap::from_sorted(pages);
+            return;
+        }
+        let old = std::mem::take(&mut self.pages);
+        let mut merged = Vec::with_capacity(old.len() + pages.len());
+        let mut old = old.into_iter().peekable();
+        for (index, page) in pages {
+            while let Some(o) = old.next_if(|(i, _)| *i < index) {
+                merged.push(o);
+            }
+            if let Some((_, superseded)) = old.next_if(|(i, _)| *i == index) {
+                replaced(superseded);
+            }
+            merged.push((index, page));
+        }
+        merged.extend(old);
+        self.pages = merged;
+    }
+}
+
+impl<'a> IntoIterator for &'a PageMap {
+    type Item = (&'a u64, &'a PageSlot);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (u64, PageSlot)>,
+        fn(&'a (u64, PageSlot)) -> (&'a u64, &'a PageSlot),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.pages.iter().map(|(i, p)| (i, p))
+    }
+}
+
+impl IntoIterator for PageMap {
+    type Item = (u64, PageSlot);
+    type IntoIter = std::vec::IntoIter<(u64, PageSlot)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.pages.into_iter()
+    }
 }
 
 impl Drop for TableStage {
     fn drop(&mut self) {
         let rs = self.base.geom.record_size;
-        for page in std::mem::take(&mut self.replaced).values() {
+        for (_, page) in std::mem::take(&mut self.replaced) {
             // SAFETY: replaced pages are private copies owned by this stage; commit takes the
             // ones it installs out of the map first, so these were never published.
-            unsafe { free_page(page, rs) };
+            unsafe { free_page(&page, rs) };
         }
     }
 }
@@ -120,7 +192,7 @@ impl TableStage {
             arena: Vec::new(),
             slots: 0,
             net_live: 0,
-            replaced: BTreeMap::new(),
+            replaced: PageMap::default(),
             installed: Vec::new(),
         }
     }
