@@ -35,11 +35,13 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    pub fn new(record_size: usize) -> Geometry {
+    pub const fn new(record_size: usize) -> Geometry {
         assert!(record_size > 0, "record size must be positive");
         assert!(record_size <= MAX_RECORD_SIZE, "record size over the limit");
-        let fit = (PAGE_TARGET_BYTES / record_size).max(1);
-        let ids = (1usize << fit.ilog2()).min(MAX_IDS_PER_PAGE);
+        let fit = PAGE_TARGET_BYTES / record_size;
+        let fit = if fit == 0 { 1 } else { fit };
+        let ids = 1usize << fit.ilog2();
+        let ids = if ids > MAX_IDS_PER_PAGE { MAX_IDS_PER_PAGE } else { ids };
         Geometry { record_size, shift: ids.trailing_zeros() }
     }
 

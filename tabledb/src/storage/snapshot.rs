@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rayon::iter::ParallelIterator;
 
 use super::iter::{Iter, PageView, ParPages, RawIter, TypedPage, cast_record};
+use super::page::Geometry;
 use super::reclaim::Reclaimer;
 use super::table_data::TableData;
 use crate::Table;
@@ -253,8 +254,9 @@ impl Snapshot {
         if data.fingerprint != table.fingerprint {
             return None;
         }
+        let geom = const { Geometry::new(T::RECORD_SIZE) };
         // SAFETY: the fingerprint check shows the table's schema is `T`'s.
-        data.get(id).map(|b| unsafe { cast_record::<T>(b) })
+        data.get_in(id, geom).map(|b| unsafe { cast_record::<T>(b) })
     }
 
     /// A raw pointer to the live record `id`; see [`TableView::get_ptr`].
@@ -366,8 +368,10 @@ impl<'a, T: Table> TableView<'a, T> {
     /// The live record `id`.
     #[inline]
     pub fn get(&self, id: RecordId) -> Option<&'a T> {
+        // The table matches `T`, so its geometry is `T`'s, known at compile time.
+        let geom = const { Geometry::new(T::RECORD_SIZE) };
         // SAFETY: a TableView is only made after checking that the table matches `T`.
-        self.data.get(id).map(|b| unsafe { cast_record::<T>(b) })
+        self.data.get_in(id, geom).map(|b| unsafe { cast_record::<T>(b) })
     }
 
     /// Looks up many ids, in order, calling `f` with each id and its live record (or `None`).

@@ -131,9 +131,17 @@ impl TableData {
     /// The live record `id`.
     #[inline]
     pub fn get(&self, id: RecordId) -> Option<&[u8]> {
-        let (page, pos) = self.geom.split(id.pos()?);
+        self.get_in(id, self.geom)
+    }
+
+    /// [`get`](Self::get) with the table's geometry passed in, so a caller that knows it at
+    /// compile time (a typed view) lets the compiler fold it into the lookup.
+    #[inline(always)]
+    pub fn get_in(&self, id: RecordId, geom: Geometry) -> Option<&[u8]> {
+        debug_assert_eq!(geom, self.geom);
+        let (page, pos) = geom.split(id.pos()?);
         // A missing page's entry has no live positions, so `get` answers `None` for it.
-        self.tree.leaf_entry(page)?.get(pos, self.geom.record_size)
+        self.tree.leaf_entry(page)?.get(pos, geom.record_size)
     }
 
     pub fn is_live(&self, id: RecordId) -> bool {
