@@ -61,7 +61,10 @@ pub fn run(n: u64, plan: &Plan, report: &mut Report, only: Option<&str>) {
             let mut ours = Vec::new();
             let mut base = Vec::new();
             let raw: Vec<u8> = (0..n).flat_map(|i| entity(i).as_bytes().to_vec()).collect();
-            for _ in 0..runs {
+            for k in 0..runs {
+                // A table unchanged since its checkpoint is not written again: change one
+                // record (outside the timing) so every run writes the whole table.
+                db.set(table, RecordId(1), Entity::FLAGS, k as u32 + 1).expect("set");
                 let (ok, t) = timed(|| db.checkpoint().expect("checkpoint"));
                 assert!(ok);
                 ours.push(mb / t.as_secs_f64());
