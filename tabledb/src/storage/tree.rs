@@ -490,11 +490,13 @@ fn walk<'a, const PREFETCH: bool>(
                 if index >= hi {
                     return;
                 }
-                // Blocks are separate allocations, so the hardware prefetcher loses the stream
-                // at each page boundary: ask for the start of the next page's block now.
+                // Blocks are separate allocations: when the next page's block is not near
+                // this one, the hardware prefetcher loses the stream at the page boundary, so
+                // ask for the start of that block now. (Blocks allocated one after another are
+                // usually adjacent, and then prefetching them only costs.)
                 if let Some(next) = slots.get(i + 1).filter(|_| PREFETCH) {
                     let addr = next.block_addr();
-                    if addr != 0 {
+                    if addr != 0 && addr.abs_diff(slot.block_addr()) > 4096 {
                         super::table_data::prefetch_line(addr as *const u8);
                         super::table_data::prefetch_line((addr + 64) as *const u8);
                     }
