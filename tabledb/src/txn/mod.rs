@@ -30,6 +30,8 @@ use crate::storage::iter::cast_record;
 use crate::storage::page::{OwnedPage, PageSlot, free_page};
 use crate::storage::snapshot::{Snapshot, TableKey, TableRef};
 use crate::storage::table_data::{TableData, prefetch};
+use crate::table::{FieldHandle, Table};
+use crate::types::FieldType;
 
 /// Pages one task of [`Transaction::par_update`] copies in a row.
 const PAR_UPDATE_RUN: usize = 64;
@@ -101,8 +103,6 @@ fn copy_run(
     block::stream_fence();
     out
 }
-use crate::table::{FieldHandle, Table};
-use crate::types::FieldType;
 
 pub(crate) mod commit;
 pub(crate) mod stage;
