@@ -386,17 +386,38 @@ impl PageTree {
             && lo < hi
         {
             // SAFETY: the root is alive while `&self` is borrowed (see `get`).
-            walk::<true>(unsafe { &*root.as_ptr() }, self.height, 0, lo, hi, f);
+            walk(unsafe { &*root.as_ptr() }, self.height, 0, lo, hi, f);
         }
     }
 
-    /// Calls `f` for every page, in order, without fetching the pages' records ahead (for
-    /// callers that only collect the pages).
-    pub fn for_each_entry<'a>(&'a self, f: &mut impl FnMut(u64, &'a PageSlot)) {
+    /// The leaves, in order, each with the index of its first page: the page entries
+    /// in groups of [`LEAF_FANOUT`], found without reading the leaves themselves (some
+    /// entries may describe pages that do not exist).
+    pub fn leaves(&self) -> Vec<(u64, &[PageSlot; LEAF_FANOUT])> {
+        fn collect<'a>(
+            node: &'a Node,
+            level: u32,
+            base: u64,
+            out: &mut Vec<(u64, &'a [PageSlot; LEAF_FANOUT])>,
+        ) {
+            match &node.kind {
+                Kind::Leaf { slots, .. } => out.push((base, slots)),
+                Kind::Inner(children) => {
+                    for (i, child) in children.iter().enumerate() {
+                        if let Some(c) = child {
+                            // SAFETY: children of a live node are alive as long as it is.
+                            collect(unsafe { &*c.as_ptr() }, level - 1, base + i as u64 * span(level), out);
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
         if let Some(root) = self.root {
             // SAFETY: the root is alive while `&self` is borrowed (see `get`).
-            walk::<false>(unsafe { &*root.as_ptr() }, self.height, 0, 0, u64::MAX, f);
+            collect(unsafe { &*root.as_ptr() }, self.height, 0, &mut out);
         }
+        out
     }
 
     /// Calls `f` for every page, in order.
@@ -474,14 +495,7 @@ fn span(level: u32) -> u64 {
     1u64.checked_shl(shift(level)).unwrap_or(0)
 }
 
-fn walk<'a, const PREFETCH: bool>(
-    node: &'a Node,
-    level: u32,
-    base: u64,
-    lo: u64,
-    hi: u64,
-    f: &mut impl FnMut(u64, &'a PageSlot),
-) {
+fn walk<'a>(node: &'a Node, level: u32, base: u64, lo: u64, hi: u64, f: &mut impl FnMut(u64, &'a PageSlot)) {
     match &node.kind {
         Kind::Leaf { slots, .. } => {
             let start = lo.saturating_sub(base).min(LEAF_FANOUT as u64) as usize;
@@ -494,7 +508,7 @@ fn walk<'a, const PREFETCH: bool>(
                 // this one, the hardware prefetcher loses the stream at the page boundary, so
                 // ask for the start of that block now. (Blocks allocated one after another are
                 // usually adjacent, and then prefetching them only costs.)
-                if let Some(next) = slots.get(i + 1).filter(|_| PREFETCH) {
+                if let Some(next) = slots.get(i + 1) {
                     let addr = next.block_addr();
                     if addr != 0 && addr.abs_diff(slot.block_addr()) > 4096 {
                         super::table_data::prefetch_line(addr as *const u8);
@@ -518,7 +532,7 @@ fn walk<'a, const PREFETCH: bool>(
                 }
                 if let Some(c) = child {
                     // SAFETY: children of a live node are alive as long as it is.
-                    walk::<PREFETCH>(unsafe { &*c.as_ptr() }, level - 1, child_base, lo, hi, f);
+                    walk(unsafe { &*c.as_ptr() }, level - 1, child_base, lo, hi, f);
                 }
             }
         }
@@ -602,6 +616,20 @@ mod tests {
             }
         }
         assert!(tree.height > 5, "the general walk is exercised (height {})", tree.height);
+        // The leaves list every stored page once, in order, at its index.
+        let listed: Vec<u64> = tree
+            .leaves()
+            .into_iter()
+            .flat_map(|(first, slots)| (first..).zip(slots.iter()))
+            .filter(|(_, page)| page.exists())
+            .map(|(index, page)| {
+                assert_eq!(page.get(0, 64).expect("live")[..8], index.to_le_bytes());
+                index
+            })
+            .collect();
+        let mut sorted = stored.clone();
+        sorted.sort_unstable();
+        assert_eq!(listed, sorted);
         // Everything was made by this one writer, which changes its own nodes in place.
         assert!(w.garbage.is_empty());
         // SAFETY: the tree was never shared.

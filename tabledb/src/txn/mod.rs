@@ -33,8 +33,8 @@ use crate::storage::table_data::{TableData, prefetch};
 use crate::table::{FieldHandle, Table};
 use crate::types::FieldType;
 
-/// Pages one task of [`Transaction::par_update`] copies in a row.
-const PAR_UPDATE_RUN: usize = 64;
+/// Tree leaves (of 16 pages each) one task of [`Transaction::par_update`] copies in a row.
+const PAR_UPDATE_LEAVES: usize = 4;
 
 /// Private copies of the pages of a run that `apply`, run on each live record, changes.
 ///
@@ -454,16 +454,26 @@ impl Transaction {
             f(id, record);
         };
         let changed_pages: Vec<(u64, PageSlot)> = {
-            let stage = &self.stages[i];
-            let mut pages: Vec<(u64, &PageSlot)> = Vec::with_capacity(base.end_page() as usize);
-            base.tree.for_each_entry(&mut |index, page| {
-                pages.push((index, stage.replaced.get(&index).unwrap_or(page)))
-            });
-            let copies: Vec<(u64, OwnedPage)> = pages
-                .par_chunks(PAR_UPDATE_RUN)
-                .flat_map_iter(|run| copy_run(run, rs, shift, &apply))
+            let replaced = &self.stages[i].replaced;
+            // Each task takes a few whole leaves of the tree and copies their pages.
+            let leaves = base.tree.leaves();
+            let runs: Vec<Vec<(u64, OwnedPage)>> = leaves
+                .par_chunks(PAR_UPDATE_LEAVES)
+                .map(|leaves| {
+                    let run: Vec<(u64, &PageSlot)> = leaves
+                        .iter()
+                        .flat_map(|&(first, slots)| (first..).zip(slots.iter()))
+                        .filter(|(_, page)| page.exists())
+                        .map(|(index, page)| (index, replaced.get(&index).unwrap_or(page)))
+                        .collect();
+                    copy_run(&run, rs, shift, &apply)
+                })
                 .collect();
-            copies.into_iter().map(|(index, copy)| (index, copy.into_slot())).collect()
+            let mut changed = Vec::with_capacity(runs.iter().map(Vec::len).sum());
+            for run in runs {
+                changed.extend(run.into_iter().map(|(index, copy)| (index, copy.into_slot())));
+            }
+            changed
         };
         let stage = &mut self.stages[i];
         stage.replaced.merge(changed_pages, |old| {
