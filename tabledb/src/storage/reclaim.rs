@@ -116,13 +116,47 @@ impl Reclaimer {
             }
         }
         for batch in free {
-            for g in batch {
-                // SAFETY: retired at `at <= oldest`: every snapshot that could reach it (those
-                // older than `at`) is gone, and it is in the retired queue exactly once.
-                unsafe { g.free() };
-            }
+            // SAFETY: everything in `batch` was retired at `at <= oldest`: every snapshot that
+            // could reach it (those older than `at`) is gone, and it is in the retired queue
+            // exactly once.
+            unsafe { free_batch(batch) };
         }
     }
+}
+
+/// Frees a batch of garbage: runs of blocks of one size go to the block cache together, and
+/// the blocks are counted once for the batch.
+///
+/// # Safety
+///
+/// As for [`Garbage::free`], for every item.
+unsafe fn free_batch(batch: Vec<Garbage>) {
+    let (mut blocks, mut bytes) = (0, 0);
+    let mut run: Vec<usize> = Vec::new();
+    let mut run_size = 0;
+    for g in batch {
+        match g {
+            Garbage::Block(ptr, size) => {
+                if size != run_size && !run.is_empty() {
+                    // SAFETY: per the caller; every block in `run` is an unreachable block of
+                    // `run_size` bytes from `block::allocate`, freed once, counted below.
+                    unsafe { block::free_many_uncounted(&run, run_size) };
+                    run.clear();
+                }
+                run_size = size;
+                run.push(ptr.as_ptr() as usize);
+                blocks += 1;
+                bytes += size;
+            }
+            // SAFETY: per the caller.
+            other => unsafe { other.free() },
+        }
+    }
+    if !run.is_empty() {
+        // SAFETY: as above.
+        unsafe { block::free_many_uncounted(&run, run_size) };
+    }
+    block::count_freed(blocks, bytes);
 }
 
 impl Drop for Reclaimer {

@@ -344,6 +344,9 @@ impl PageTree {
         record_size: usize,
         w: &mut Writer,
     ) {
+        let pages = pages.into_iter();
+        // Each page retires the one it replaces (and each leaf, one node).
+        w.garbage.reserve(pages.size_hint().0 + pages.size_hint().0 / LEAF_FANOUT);
         let mut leaf: Option<(u64, NonNull<u16>, NonNull<[PageSlot; LEAF_FANOUT]>)> = None;
         for (index, page) in pages {
             let leaf_index = index >> LEAF_BITS;
