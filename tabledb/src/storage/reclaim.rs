@@ -124,13 +124,24 @@ impl Reclaimer {
     }
 }
 
-/// Frees a batch of garbage: runs of blocks of one size go to the block cache together, and
-/// the blocks are counted once for the batch.
+/// Garbage of one commit from which blocks are freed in bulk.
+const BULK_FREE_MIN: usize = 64;
+
+/// Frees a batch of garbage. From [`BULK_FREE_MIN`] items on, runs of blocks of one size go to
+/// the shared block cache together and the blocks are counted once for the batch.
 ///
 /// # Safety
 ///
 /// As for [`Garbage::free`], for every item.
 unsafe fn free_batch(batch: Vec<Garbage>) {
+    if batch.len() < BULK_FREE_MIN {
+        // A small commit's garbage goes to this thread's own block cache, one by one.
+        for g in batch {
+            // SAFETY: per the caller.
+            unsafe { g.free() };
+        }
+        return;
+    }
     let (mut blocks, mut bytes) = (0, 0);
     let mut run: Vec<usize> = Vec::new();
     let mut run_size = 0;
