@@ -16,6 +16,17 @@ use crate::txn::Transaction;
 /// Calls one task of the worker pool runs at most, one after another.
 const MAX_CALLS_PER_TASK: usize = 32;
 
+/// Finished calls committed as one group at most. After a conflict, the calls behind it go
+/// back in line and are gathered again, so a bound keeps a long line of conflicting calls
+/// from costing quadratic time.
+const MAX_COMMIT_GROUP: usize = 256;
+
+/// A call whose last run took at most this long is retried after a conflict on the tick thread
+/// itself rather than on the worker pool: a round trip through the pool costs more than such
+/// a run, and under contention (many calls touching the same records) nearly every call is
+/// retried once.
+const INLINE_RETRY_MAX: Duration = Duration::from_micros(500);
+
 /// A procedure call between its queueing and its answer.
 struct Call {
     no: u64,
@@ -26,6 +37,8 @@ struct Call {
     deadline: Instant,
     /// Runs so far (the first, plus retries after conflicts).
     attempts: u32,
+    /// How long the last run took.
+    last_run: Duration,
     state: State,
 }
 
@@ -41,6 +54,7 @@ struct Done {
     attempt: u32,
     result: Result<Value, ProcError>,
     tx: Box<Transaction>,
+    elapsed: Duration,
 }
 
 /// A commit waiting for the log fsync that makes it durable.
@@ -177,6 +191,7 @@ impl Loop {
                     reply: entry.reply,
                     deadline: entry.queued_at + timeout,
                     attempts: 0,
+                    last_run: Duration::ZERO,
                     state: State::Waiting,
                 });
                 self.next_no += 1;
@@ -214,9 +229,10 @@ impl Loop {
             let finished: Vec<Done> = runs
                 .into_iter()
                 .map(|(no, attempt, procedure, args, deadline)| {
+                    let started = Instant::now();
                     let mut tx = Box::new(db.begin());
                     let result = procedure.run(&mut tx, (*args).clone(), Some(deadline));
-                    Done { no, attempt, result, tx }
+                    Done { no, attempt, result, tx, elapsed: started.elapsed() }
                 })
                 .collect();
             // The loop may have ended; then nobody needs the answer.
@@ -238,7 +254,7 @@ impl Loop {
                 batch.into_iter().for_each(|d| self.receive(d));
             }
             self.expire();
-            self.commit_ready();
+            self.commit_ready(deadline);
             self.core.calls_in_flight.store(self.calls.len(), Ordering::Relaxed);
             let now = Instant::now();
             if self.calls.is_empty() || now >= deadline {
@@ -262,6 +278,7 @@ impl Loop {
         let call = &mut self.calls[i];
         if call.attempts == done.attempt && matches!(call.state, State::Running) {
             call.state = State::Done(done.result, done.tx);
+            call.last_run = done.elapsed;
         }
     }
 
@@ -282,14 +299,21 @@ impl Loop {
         }
     }
 
-    /// Commits finished calls from the front, in queue order.
-    fn commit_ready(&mut self) {
+    /// Commits finished calls from the front, in queue order. `deadline` ends the phase.
+    ///
+    /// A call that failed is judged like one that succeeded: if what it read has changed
+    /// since (it ran on an older snapshot than the calls before it left), the failure may not
+    /// be what running it in queue order gives, so it runs again, like a conflicting call.
+    fn commit_ready(&mut self, deadline: Instant) {
         loop {
             // Every finished call at the front, in queue order; failed ones are answered
             // (they commit nothing), the others committed as one group.
             let mut group: Vec<(Call, Value)> = Vec::new();
             let mut txs = Vec::new();
-            while matches!(self.calls.front().map(|c| &c.state), Some(State::Done(..))) {
+            let mut stale = None;
+            while txs.len() < MAX_COMMIT_GROUP
+                && matches!(self.calls.front().map(|c| &c.state), Some(State::Done(..)))
+            {
                 let mut call = self.calls.pop_front().expect("front exists");
                 let State::Done(result, tx) = std::mem::replace(&mut call.state, State::Waiting) else {
                     unreachable!("checked above")
@@ -298,6 +322,24 @@ impl Loop {
                     Ok(value) => {
                         group.push((call, value));
                         txs.push(*tx);
+                    }
+                    Err(e @ (ProcError::Failed(_) | ProcError::Db(_)))
+                        if call.attempts < self.core.config.procedure_attempts =>
+                    {
+                        if !group.is_empty() {
+                            // Judged against the state the calls before it leave: commit
+                            // those first.
+                            call.state = State::Done(Err(e), tx);
+                            self.calls.push_front(call);
+                            break;
+                        }
+                        if tx.reads_are_current() {
+                            self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
+                            (call.reply)(Err(e));
+                        } else {
+                            stale = Some(call);
+                            break;
+                        }
                     }
                     Err(e) => {
                         if matches!(e, ProcError::Panicked { .. }) {
@@ -309,6 +351,11 @@ impl Loop {
                 }
             }
             if group.is_empty() {
+                if let Some(call) = stale
+                    && self.retry(call, deadline)
+                {
+                    continue;
+                }
                 return;
             }
             let (results, rest) = self.core.db.commit_group(txs);
@@ -346,13 +393,34 @@ impl Loop {
                 call.state = State::Done(Ok(value), Box::new(tx));
                 self.calls.push_front(call);
             }
-            if let Some(call) = retry {
-                // Run again on the latest snapshot, still first in line.
-                self.calls.push_front(call);
-                self.start(&[0]);
+            if let Some(call) = retry
+                && !self.retry(call, deadline)
+            {
                 return;
             }
         }
+    }
+
+    /// Runs `call` again on the latest snapshot, first in line: nothing behind it commits
+    /// before it, so it does not conflict again (unless the program also commits to the
+    /// database directly). A quick call runs right here when the phase has time for it, and
+    /// then this returns true; others go to the worker pool.
+    fn retry(&mut self, mut call: Call, deadline: Instant) -> bool {
+        if call.last_run <= INLINE_RETRY_MAX && Instant::now() + call.last_run < deadline {
+            call.attempts += 1;
+            self.core.metrics.procedures_run.fetch_add(1, Ordering::Relaxed);
+            self.core.metrics.procedures_retried.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let mut tx = Box::new(self.core.db.begin());
+            let result = call.procedure.run(&mut tx, (*call.args).clone(), Some(call.deadline));
+            call.last_run = started.elapsed();
+            call.state = State::Done(result, tx);
+            self.calls.push_front(call);
+            return true;
+        }
+        self.calls.push_front(call);
+        self.start(&[0]);
+        false
     }
 
     fn persistence_phase(&mut self) {

@@ -185,7 +185,7 @@ fn check(tx: &Transaction, stages: &[TableStage], current: &Snapshot, config: &c
 
 /// Checks that nothing the transaction read has changed between its start snapshot and the
 /// latest one. Records are compared by value, so only a real change conflicts.
-fn validate_reads(tx: &Transaction, current: &Snapshot) -> Result<()> {
+pub(super) fn validate_reads(tx: &Transaction, current: &Snapshot) -> Result<()> {
     let reads = tx.reads.borrow();
     for &table in &reads.scans {
         match (tx.start.table_data(table), current.table_data(table)) {

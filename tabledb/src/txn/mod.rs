@@ -487,6 +487,14 @@ impl Transaction {
         Ok(stage.live())
     }
 
+    /// Whether everything this transaction has read still holds in the latest snapshot, so
+    /// that running it again now would see the same data. (A transaction that gave up on what
+    /// it read uses this to tell whether the answer could have changed.)
+    pub fn reads_are_current(&self) -> bool {
+        let current = self.shared.current.load_full();
+        current.seq == self.start.seq || commit::validate_reads(self, &current).is_ok()
+    }
+
     /// Aborts the transaction: nothing it staged is kept. Same as dropping it.
     pub fn abort(self) {}
 
