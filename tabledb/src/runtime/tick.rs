@@ -17,9 +17,12 @@ use crate::txn::Transaction;
 const MAX_CALLS_PER_TASK: usize = 32;
 
 /// Finished calls committed as one group at most. After a conflict, the calls behind it go
-/// back in line and are gathered again, so a bound keeps a long line of conflicting calls
-/// from costing quadratic time.
-const MAX_COMMIT_GROUP: usize = 256;
+/// back in line and are gathered again: the group shrinks after each conflict (and grows back
+/// after groups that commit whole), so a long line of conflicting calls does not cost
+/// quadratic time.
+const MAX_COMMIT_GROUP: usize = 1024;
+/// The smallest commit group after conflicts.
+const MIN_COMMIT_GROUP: usize = 8;
 
 /// A call whose last run took at most this long is retried after a conflict on the tick thread
 /// itself rather than on the worker pool: a round trip through the pool costs more than such
@@ -305,6 +308,7 @@ impl Loop {
     /// since (it ran on an older snapshot than the calls before it left), the failure may not
     /// be what running it in queue order gives, so it runs again, like a conflicting call.
     fn commit_ready(&mut self, deadline: Instant) {
+        let mut limit = MAX_COMMIT_GROUP;
         loop {
             // Every finished call at the front, in queue order; failed ones are answered
             // (they commit nothing), the others committed as one group.
@@ -393,6 +397,11 @@ impl Loop {
                 call.state = State::Done(Ok(value), Box::new(tx));
                 self.calls.push_front(call);
             }
+            limit = if retry.is_some() {
+                (limit / 4).max(MIN_COMMIT_GROUP)
+            } else {
+                (limit * 2).min(MAX_COMMIT_GROUP)
+            };
             if let Some(call) = retry
                 && !self.retry(call, deadline)
             {
