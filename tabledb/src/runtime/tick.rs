@@ -315,9 +315,7 @@ impl Loop {
             let mut group: Vec<(Call, Value)> = Vec::new();
             let mut txs = Vec::new();
             let mut stale = None;
-            while txs.len() < MAX_COMMIT_GROUP
-                && matches!(self.calls.front().map(|c| &c.state), Some(State::Done(..)))
-            {
+            while txs.len() < limit && matches!(self.calls.front().map(|c| &c.state), Some(State::Done(..))) {
                 let mut call = self.calls.pop_front().expect("front exists");
                 let State::Done(result, tx) = std::mem::replace(&mut call.state, State::Waiting) else {
                     unreachable!("checked above")
