@@ -189,10 +189,8 @@ unsafe fn give_shared_many(blocks: &[usize], size: usize) {
 
 /// Allocates a record block of `size` bytes (not zeroed). `size` must be positive.
 pub fn allocate(size: usize) -> NonNull<u8> {
-    debug_assert!(size > 0);
-    LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
-    LIVE_BYTES.fetch_add(size, Ordering::Relaxed);
-    take(size)
+    count_allocated(1, size);
+    allocate_uncounted(size)
 }
 
 /// Allocates like [`allocate`] but leaves the block out of the [`counters`] until the caller
@@ -234,8 +232,7 @@ pub fn count_freed(blocks: usize, bytes: usize) {
 /// `block` must come from `allocate(size)`, must not be freed before, and nothing may use it
 /// afterwards.
 pub unsafe fn free(block: NonNull<u8>, size: usize) {
-    LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
-    LIVE_BYTES.fetch_sub(size, Ordering::Relaxed);
+    count_freed(1, size);
     // SAFETY: per the caller.
     unsafe { give(block, size) };
 }
@@ -249,99 +246,27 @@ pub unsafe fn free(block: NonNull<u8>, size: usize) {
 /// `dst` must be 16-byte aligned (blocks are), valid for writing `src.len()` bytes, and not
 /// overlap `src`.
 pub unsafe fn stream_copy(dst: NonNull<u8>, src: &[u8]) {
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = 0;
+    let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    let done = {
+    {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
         debug_assert_eq!(dst.as_ptr() as usize % 16, 0);
-        if std::arch::is_x86_feature_detected!("avx512f") && (dst.as_ptr() as usize).is_multiple_of(64) {
-            // SAFETY: the processor has AVX-512F (just checked); `dst` is 64-byte aligned and
-            // the rest is per the caller.
-            unsafe { stream_lines_avx512(dst.as_ptr(), src) }
-        } else if std::arch::is_x86_feature_detected!("avx") && (dst.as_ptr() as usize).is_multiple_of(32) {
-            // SAFETY: the processor has AVX (just checked); `dst` is 32-byte aligned and the
-            // rest is per the caller.
-            unsafe { stream_avx(dst.as_ptr(), src) }
-        } else {
-            // SAFETY: `dst` is 16-byte aligned (per the caller); SSE2 is part of every x86_64
-            // processor.
-            unsafe { stream_sse2(dst.as_ptr(), src) }
+        let whole = src.len() / 16 * 16;
+        while done < whole {
+            // SAFETY: `done + 16 <= src.len()`, so both 16-byte accesses are in bounds (per
+            // the caller for `dst`); `dst + done` is 16-byte aligned as `_mm_stream_si128`
+            // requires; SSE2 is part of every x86_64 processor.
+            unsafe {
+                let v = _mm_loadu_si128(src.as_ptr().add(done).cast::<__m128i>());
+                _mm_stream_si128(dst.as_ptr().add(done).cast::<__m128i>(), v);
+            }
+            done += 16;
         }
-    };
+    }
     // SAFETY: per the caller, `dst` has room for `src.len()` bytes and does not overlap it.
     unsafe {
         std::ptr::copy_nonoverlapping(src.as_ptr().add(done), dst.as_ptr().add(done), src.len() - done)
     };
-}
-
-/// Streams the whole 64-byte lines of `src` to `dst`; returns how many bytes it copied.
-///
-/// # Safety
-///
-/// AVX-512F must be available; `dst` must be 64-byte aligned, valid for `src.len()` bytes and
-/// not overlap `src`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn stream_lines_avx512(dst: *mut u8, src: &[u8]) -> usize {
-    use std::arch::x86_64::{__m512i, _mm512_loadu_si512, _mm512_stream_si512};
-    let whole = src.len() / 64 * 64;
-    let mut done = 0;
-    while done < whole {
-        // SAFETY: `done + 64 <= src.len()`, so both accesses are in bounds; `dst + done` is
-        // 64-byte aligned.
-        unsafe {
-            let v = _mm512_loadu_si512(src.as_ptr().add(done).cast::<__m512i>());
-            _mm512_stream_si512(dst.add(done).cast::<__m512i>(), v);
-        }
-        done += 64;
-    }
-    done
-}
-
-/// Streams the whole 32-byte pieces of `src` to `dst`; returns how many bytes it copied.
-///
-/// # Safety
-///
-/// AVX must be available; `dst` must be 32-byte aligned, valid for `src.len()` bytes and not
-/// overlap `src`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn stream_avx(dst: *mut u8, src: &[u8]) -> usize {
-    use std::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm256_stream_si256};
-    let whole = src.len() / 32 * 32;
-    let mut done = 0;
-    while done < whole {
-        // SAFETY: `done + 32 <= src.len()`, so both accesses are in bounds; `dst + done` is
-        // 32-byte aligned.
-        unsafe {
-            let v = _mm256_loadu_si256(src.as_ptr().add(done).cast::<__m256i>());
-            _mm256_stream_si256(dst.add(done).cast::<__m256i>(), v);
-        }
-        done += 32;
-    }
-    done
-}
-
-/// Streams the whole 16-byte pieces of `src` to `dst`; returns how many bytes it copied.
-///
-/// # Safety
-///
-/// `dst` must be 16-byte aligned, valid for `src.len()` bytes and not overlap `src`.
-#[cfg(target_arch = "x86_64")]
-unsafe fn stream_sse2(dst: *mut u8, src: &[u8]) -> usize {
-    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
-    let whole = src.len() / 16 * 16;
-    let mut done = 0;
-    while done < whole {
-        // SAFETY: `done + 16 <= src.len()`, so both accesses are in bounds; `dst + done` is
-        // 16-byte aligned; SSE2 is part of every x86_64 processor.
-        unsafe {
-            let v = _mm_loadu_si128(src.as_ptr().add(done).cast::<__m128i>());
-            _mm_stream_si128(dst.add(done).cast::<__m128i>(), v);
-        }
-        done += 16;
-    }
-    done
 }
 
 /// Orders the streaming stores of [`stream_copy`] before every later store, so a thread that

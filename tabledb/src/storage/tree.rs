@@ -192,7 +192,7 @@ impl PageTree {
         if self.height == 0 {
             return false;
         }
-        let bits = shift(self.height) + if self.height == 1 { LEAF_BITS } else { INNER_BITS };
+        let bits = covered_bits(self.height);
         bits >= 64 || page >> bits == 0
     }
 
