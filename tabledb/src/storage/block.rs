@@ -219,7 +219,7 @@ pub unsafe fn free_many_uncounted(blocks: &[usize], size: usize) {
     unsafe { give_shared_many(blocks, size) };
 }
 
-/// Counts `blocks` blocks of `bytes` bytes in all as freed by [`free_uncounted`].
+/// Counts `blocks` blocks of `bytes` bytes in all as freed by [`free_many_uncounted`].
 pub fn count_freed(blocks: usize, bytes: usize) {
     LIVE_BLOCKS.fetch_sub(blocks, Ordering::Relaxed);
     LIVE_BYTES.fetch_sub(bytes, Ordering::Relaxed);
@@ -235,6 +235,31 @@ pub unsafe fn free(block: NonNull<u8>, size: usize) {
     count_freed(1, size);
     // SAFETY: per the caller.
     unsafe { give(block, size) };
+}
+
+/// Copies `src` into `dst` (of the same length) with the processor's string copy
+/// (`rep movsb`) where it is fast. A plain copy uses wide vector stores, and reading a field
+/// back out of a line so written stalls until the stores complete (store-to-load forwarding
+/// fails); reading right after a string copy does not. Elsewhere a plain copy.
+pub fn copy_for_reading(dst: &mut [u8], src: &[u8]) {
+    assert_eq!(dst.len(), src.len(), "a copy between slices of the same length");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("ermsb") {
+        // SAFETY: `rep movsb` copies `rcx` bytes from `rsi` to `rdi`, forwards (the ABI keeps
+        // the direction flag clear at every call); both slices hold that many bytes and cannot
+        // overlap (one is borrowed mutably). It touches no stack and only the registers named.
+        unsafe {
+            std::arch::asm!(
+                "rep movsb",
+                inout("rcx") src.len() => _,
+                inout("rdi") dst.as_mut_ptr() => _,
+                inout("rsi") src.as_ptr() => _,
+                options(nostack, preserves_flags)
+            )
+        };
+        return;
+    }
+    dst.copy_from_slice(src);
 }
 
 /// Copies `src` to `dst` with streaming (non-temporal) stores where the processor has them:
@@ -294,4 +319,37 @@ pub fn allocate_for<T>() -> NonNull<T> {
 pub unsafe fn free_for<T>(ptr: NonNull<T>) {
     // SAFETY: per the caller.
     unsafe { give(ptr.cast::<u8>(), std::mem::size_of::<T>()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_are_exact_at_every_length_and_offset() {
+        let src: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for start in [0, 1, 15, 64] {
+            for len in [0, 1, 15, 16, 17, 63, 64, 65, 200] {
+                let s = &src[start..start + len];
+                let mut dst = vec![0xAAu8; len];
+                copy_for_reading(&mut dst, s);
+                assert_eq!(dst, s, "copy_for_reading of {len} bytes from offset {start}");
+                let block = allocate(len.max(1));
+                // SAFETY: the block is new, holds at least `len` bytes and is 64-byte aligned.
+                unsafe { stream_copy(block, s) };
+                stream_fence();
+                // SAFETY: `len` bytes were just written to the block, which nothing else holds.
+                let copied = unsafe { std::slice::from_raw_parts(block.as_ptr(), len) };
+                assert_eq!(copied, s, "stream_copy of {len} bytes from offset {start}");
+                // SAFETY: allocated above with this size, freed once.
+                unsafe { free(block, len.max(1)) };
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "same length")]
+    fn a_copy_between_slices_of_different_lengths_is_refused() {
+        copy_for_reading(&mut [0u8; 3], &[1u8; 4]);
+    }
 }

@@ -40,9 +40,10 @@ const PAR_UPDATE_LEAVES: usize = 4;
 ///
 /// Pages are scattered blocks, so the run is software-pipelined: the page [`COPY_AHEAD`]
 /// steps ahead is fetched while the current one is worked on. Each page is copied into a
-/// buffer that stays in the cache, changed there and compared with the original; only a
-/// changed page gets a new block, written with streaming stores (it is not read again
-/// soon, so it need not be fetched first).
+/// buffer that stays in the cache (with [`block::copy_for_reading`], as `apply` reads it
+/// next), changed there and compared with the original; only a changed page gets a new
+/// block, written with streaming stores (it is not read again soon, so it need not be
+/// fetched first).
 fn copy_run(
     run: &[(u64, &PageSlot)],
     rs: usize,
@@ -81,7 +82,7 @@ fn copy_run(
         }
         let src = page.data(rs);
         let data = &mut buf[..src.len()];
-        data.copy_from_slice(src);
+        block::copy_for_reading(data, src);
         let first = (index << shift) + 1;
         if page.is_dense_all_live() {
             for (pos, record) in data.chunks_exact_mut(rs).enumerate() {
