@@ -330,6 +330,24 @@ impl Database {
         Transaction::new(self.shared.clone())
     }
 
+    /// Begins a transaction whose new records are numbered from its start snapshot: the first
+    /// record it creates in a table gets the table's [`next_id`](crate::TableView::next_id) as of
+    /// that snapshot, the next one the id after, and so on. The ids it creates are then a
+    /// function of the state it started from and of what it did, not of what other
+    /// transactions happened to be doing: the same transactions committed in the same order
+    /// give the same ids, with no gaps. The runtime runs every call and write this way.
+    ///
+    /// The price: it conflicts at commit when another commit created records in a table it
+    /// also created records in since it started (retry it). A transaction begun with
+    /// [`begin`](Self::begin) takes its ids from a counter shared by all transactions instead,
+    /// so concurrent creators never conflict, but which ids they get depends on timing; when
+    /// one of those ids was taken meanwhile by a deterministic commit, it conflicts instead.
+    pub fn begin_deterministic(&self) -> Transaction {
+        let mut tx = Transaction::new(self.shared.clone());
+        tx.deterministic = true;
+        tx
+    }
+
     /// Runs `f` in a transaction and commits it; on a conflict, runs it again on a fresh
     /// snapshot, up to `attempts` times in all. Other errors end the loop at once. Returns
     /// what `f` returned in the attempt that committed, or the last error.

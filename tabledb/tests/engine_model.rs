@@ -696,9 +696,13 @@ impl Harness {
                     None => assert_eq!(snap.read_record(NAMES[t], id), Err(not_found(t, id))),
                 }
             }
-            if let Some(last) = self.allocated[t].last() {
-                assert!(raw.next_id() > *last, "the next id is above every id handed out");
+            // One past the highest id a commit stored: above every record, and not above
+            // what was handed out.
+            if let Some((last, _)) = model.last_key_value() {
+                assert!(raw.next_id() > *last, "the next id is above every record's");
             }
+            let handed_out = self.allocated[t].last().map_or(1, |id| id.0 + 1);
+            assert!(raw.next_id().0 <= handed_out, "the next id is not above the ids handed out");
         }
 
         let model = &models[ITEMS];

@@ -50,6 +50,26 @@ fn transfer(ctx: &mut ProcCtx<'_>, mut args: Map<String, Value>) -> Result<Value
     Ok(json!(a.balance - amount))
 }
 
+#[derive(Table, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct Entry {
+    from: u64,
+    to: u64,
+    amount: i64,
+}
+
+static LEDGER: Mutex<Option<TableRef<Entry>>> = Mutex::new(None);
+
+/// transfer_logged(from, to, amount): a transfer that also records itself in the ledger, and
+/// answers the new entry's id.
+fn transfer_logged(ctx: &mut ProcCtx<'_>, args: Map<String, Value>) -> Result<Value, ProcError> {
+    let (from, to, amount) = (args["from"].as_u64(), args["to"].as_u64(), args["amount"].as_i64());
+    transfer(ctx, args)?;
+    let entry = Entry { from: from.unwrap(), to: to.unwrap(), amount: amount.unwrap() };
+    let id = ctx.insert(LEDGER.lock().unwrap().expect("set"), &entry)?;
+    Ok(json!(id.0))
+}
+
 fn schema_int() -> Value {
     json!({"type": "integer"})
 }
@@ -90,6 +110,14 @@ fn registry() -> ProcedureRegistry {
         invoke: sleepy,
     })
     .unwrap();
+    r.register(Procedure {
+        name: "transfer_logged",
+        params: TRANSFER_PARAMS,
+        doc: "",
+        timeout: None,
+        invoke: transfer_logged,
+    })
+    .unwrap();
     r.register(Procedure { name: "boom", params: &[], doc: "", timeout: None, invoke: boom }).unwrap();
     r.register(Procedure { name: "nested", params: &[], doc: "", timeout: None, invoke: nested }).unwrap();
     r
@@ -109,6 +137,7 @@ fn start(config: RuntimeConfig, n: u64, balance: i64) -> (Runtime, Database, Vec
     let db = Database::new();
     let (t, ids) = accounts(&db, n, balance);
     *ACCOUNTS.lock().unwrap() = Some(t);
+    *LEDGER.lock().unwrap() = Some(db.create_table::<Entry>().unwrap());
     let rt = Runtime::start(db.clone(), registry(), config).unwrap();
     (rt, db, ids)
 }
@@ -150,6 +179,15 @@ fn ticks_follow_the_wall_clock_and_recover_from_a_slow_tick() {
         WAIT,
     )
     .unwrap();
+    // The answer comes during the slow tick; its overrun and skipped ticks are counted when
+    // it ends.
+    let counted_by = Instant::now() + Duration::from_secs(2);
+    let counted = |m: &tabledb::runtime::MetricsSnapshot| {
+        m.overruns > before.overruns && m.skipped_ticks >= before.skipped_ticks + 10
+    };
+    while !counted(&h.metrics()) && Instant::now() < counted_by {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let after_slow = h.metrics();
     assert!(after_slow.overruns > before.overruns, "the slow tick counts as an overrun");
     assert!(after_slow.skipped_ticks >= before.skipped_ticks + 10, "ticks during the slow one are skipped");
@@ -301,7 +339,10 @@ fn panics_timeouts_long_calls_and_nested_calls() {
     rt.shutdown();
 }
 
-fn run_transfers(seed: u64, calls: usize, threads: usize) -> (Vec<(RecordId, Account)>, u64) {
+/// What a run of transfers leaves: the accounts, the ledger, and how many calls were retried.
+type Outcome = (Vec<(RecordId, Account)>, Vec<(RecordId, Entry)>, u64);
+
+fn run_transfers(procedure: &str, seed: u64, calls: usize, threads: usize) -> Outcome {
     let config = RuntimeConfig { tick_hz: 60, queue_capacity: Some(20_000), ..RuntimeConfig::default() };
     let (rt, db, ids) = start(config, 50, 1_000);
     let h = rt.handle();
@@ -326,7 +367,7 @@ fn run_transfers(seed: u64, calls: usize, threads: usize) -> (Vec<(RecordId, Acc
                         answered.fetch_add(1, Ordering::Relaxed);
                         let _ = done_tx.send(());
                     });
-                    if let Err(e) = h.submit(Job::Call { name: "transfer".into(), args }, reply) {
+                    if let Err(e) = h.submit(Job::Call { name: procedure.into(), args }, reply) {
                         panic!("the queue is sized for the test, yet: {e}");
                     }
                 }
@@ -342,15 +383,18 @@ fn run_transfers(seed: u64, calls: usize, threads: usize) -> (Vec<(RecordId, Acc
     let snap = db.snapshot();
     let t = ACCOUNTS.lock().unwrap().unwrap();
     let state: Vec<(RecordId, Account)> = snap.table(t).unwrap().iter().map(|(id, a)| (id, *a)).collect();
+    let ledger = LEDGER.lock().unwrap().unwrap();
+    let entries: Vec<(RecordId, Entry)> =
+        snap.table(ledger).unwrap().iter().map(|(id, e)| (id, *e)).collect();
     let conflicts = h.metrics().procedures_retried;
     rt.shutdown();
-    (state, conflicts)
+    (state, entries, conflicts)
 }
 
 #[test]
 fn parallel_transfers_keep_the_total_and_the_same_inputs_give_the_same_state() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (state, retried) = run_transfers(42, 10_000, 4);
+    let (state, _, retried) = run_transfers("transfer", 42, 10_000, 4);
     let total: i64 = state.iter().map(|(_, a)| a.balance).sum();
     assert_eq!(total, 50 * 1_000, "money is neither created nor destroyed");
     assert!(state.iter().all(|(_, a)| a.balance >= 0), "no account overdrawn");
@@ -358,9 +402,27 @@ fn parallel_transfers_keep_the_total_and_the_same_inputs_give_the_same_state() {
 
     // One submitting thread fixes the queue order: the final state is the same every run,
     // although the calls run in parallel.
-    let (a, _) = run_transfers(7, 3_000, 1);
-    let (b, _) = run_transfers(7, 3_000, 1);
+    let (a, _, _) = run_transfers("transfer", 7, 3_000, 1);
+    let (b, _, _) = run_transfers("transfer", 7, 3_000, 1);
     assert_eq!(a, b);
+}
+
+#[test]
+fn records_created_by_parallel_calls_get_the_same_ids_on_every_run() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (accounts_a, ledger_a, _) = run_transfers("transfer_logged", 11, 2_000, 1);
+    let (accounts_b, ledger_b, _) = run_transfers("transfer_logged", 11, 2_000, 1);
+    assert!(ledger_a.len() > 1_000, "most transfers succeed: {}", ledger_a.len());
+    // Ids follow queue order with no gaps, although the calls ran in parallel and some ran
+    // more than once.
+    let ids: Vec<u64> = ledger_a.iter().map(|(id, _)| id.0).collect();
+    assert_eq!(ids, (1..=ledger_a.len() as u64).collect::<Vec<_>>());
+    assert_eq!(ledger_a, ledger_b, "the same calls in the same order give the same records and ids");
+    assert_eq!(accounts_a, accounts_b);
+    let moved: i64 = ledger_a.iter().map(|(_, e)| e.amount).sum();
+    let sent: i64 = accounts_a.iter().map(|(_, a)| a.transfers as i64).sum();
+    assert_eq!(sent, 2 * ledger_a.len() as i64, "each entry is one transfer out and one in");
+    assert!(moved >= 0);
 }
 
 #[test]

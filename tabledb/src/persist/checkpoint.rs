@@ -53,7 +53,7 @@ pub fn write(
         record_size: rs as u64,
         record_count: count,
         id_runs: runs.len() as u64,
-        next_id: table.ids.peek(),
+        next_id: table.next_id,
         seq,
         body_crc: crc.finalize(),
     };
@@ -174,5 +174,6 @@ pub fn load(
         )));
     }
     table.ids = IdAllocator::new(h.next_id);
+    table.next_id = h.next_id;
     Ok(table)
 }

@@ -185,6 +185,9 @@ pub(crate) fn open(dir: &Path, options: PersistOptions) -> Result<(Persistence, 
     for (index, max) in max_ids {
         tables[index].ids.advance_to(max + 1);
     }
+    for table in &tables {
+        table.ids.advance_to(table.next_id);
+    }
     report.log_entries = replay.entries;
     report.log_bytes = replay.bytes;
     report.torn_tail = replay.torn_tail.clone();

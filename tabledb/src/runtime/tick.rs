@@ -170,7 +170,7 @@ impl Loop {
             }
             Job::Write(f) => {
                 core.metrics.writes.fetch_add(1, Ordering::Relaxed);
-                let mut tx = core.db.begin();
+                let mut tx = core.db.begin_deterministic();
                 match f(&mut tx).and_then(|v| tx.commit_no_wait().map(|info| (v, info))) {
                     Ok((value, info)) if !info.read_only => self.acknowledge(info.seq.0, value, entry.reply),
                     Ok((value, _)) => (entry.reply)(Ok(value)),
@@ -233,7 +233,7 @@ impl Loop {
                 .into_iter()
                 .map(|(no, attempt, procedure, args, deadline)| {
                     let started = Instant::now();
-                    let mut tx = Box::new(db.begin());
+                    let mut tx = Box::new(db.begin_deterministic());
                     let result = procedure.run(&mut tx, (*args).clone(), Some(deadline));
                     Done { no, attempt, result, tx, elapsed: started.elapsed() }
                 })
@@ -418,7 +418,7 @@ impl Loop {
             self.core.metrics.procedures_run.fetch_add(1, Ordering::Relaxed);
             self.core.metrics.procedures_retried.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
-            let mut tx = Box::new(self.core.db.begin());
+            let mut tx = Box::new(self.core.db.begin_deterministic());
             let result = call.procedure.run(&mut tx, (*call.args).clone(), Some(call.deadline));
             call.last_run = started.elapsed();
             call.state = State::Done(result, tx);

@@ -324,9 +324,11 @@ impl<'a> RawTableView<'a> {
         ParPages::new(self.data).flat_map_iter(|p: PageView<'a>| p.records())
     }
 
-    /// The id the next created record will have, at the earliest.
+    /// The id the next created record will have, at the earliest: one past the highest id
+    /// any commit up to this snapshot created (what a deterministic transaction begun on this
+    /// snapshot gives its first new record).
     pub fn next_id(&self) -> RecordId {
-        RecordId(self.data.ids.peek())
+        RecordId(self.data.next_id)
     }
 }
 
@@ -444,8 +446,10 @@ impl<'a, T: Table> TableView<'a, T> {
             .reduce(&identity, &reduce)
     }
 
-    /// The id the next created record will have, at the earliest.
+    /// The id the next created record will have, at the earliest: one past the highest id
+    /// any commit up to this snapshot created (what a deterministic transaction begun on this
+    /// snapshot gives its first new record).
     pub fn next_id(&self) -> RecordId {
-        RecordId(self.data.ids.peek())
+        RecordId(self.data.next_id)
     }
 }

@@ -9,8 +9,11 @@ use super::tree::PageTree;
 use crate::ids::{RecordId, TableId};
 use crate::schema::TableSchema;
 
-/// Hands out record ids. Shared by every snapshot of a table, so concurrent transactions never
-/// receive the same id; an id handed to a transaction that aborts is simply never used.
+/// Hands out record ids to transactions begun with [`Database::begin`](crate::Database::begin).
+/// Shared by every snapshot of a table, so concurrent transactions never receive the same id;
+/// an id handed to a transaction that aborts is not used again while the database is open.
+/// Deterministic transactions number their records from [`TableData::next_id`] instead, and
+/// their commits move this counter past the ids they used.
 #[derive(Debug)]
 pub struct IdAllocator {
     next: AtomicU64,
@@ -27,12 +30,8 @@ impl IdAllocator {
         Some(RecordId(id))
     }
 
-    /// The id the next allocation returns.
-    pub fn peek(&self) -> u64 {
-        self.next.load(Ordering::Relaxed)
-    }
-
-    /// Makes sure no id below `next` is handed out (after recovery).
+    /// Makes sure no id below `next` is handed out (after recovery, and after a commit that
+    /// numbered its records itself).
     pub fn advance_to(&self, next: u64) {
         self.next.fetch_max(next, Ordering::Relaxed);
     }
@@ -92,6 +91,11 @@ pub struct TableData {
     /// One past the highest record position ever stored; iteration stops here.
     pub end_pos: u64,
     pub ids: Arc<IdAllocator>,
+    /// One past the highest id any commit stored in the table (1 when it never held a
+    /// record). It never goes down, also when records are deleted or compacted away.
+    /// Transactions begun with [`Database::begin_deterministic`](crate::Database::begin_deterministic)
+    /// number their new records from here.
+    pub next_id: u64,
     /// Bumped by every schema change of this table; a transaction that started before one
     /// cannot commit into the table.
     pub version: u64,
@@ -112,6 +116,7 @@ impl TableData {
             stored: 0,
             end_pos: 0,
             ids: IdAllocator::new(1),
+            next_id: 1,
             version,
             changed_at: version,
         }
@@ -193,6 +198,7 @@ impl TableData {
         self.stored += (page.slot.len() - before) as u64;
         self.live += 1;
         self.end_pos = self.end_pos.max(pos + 1);
+        self.next_id = self.next_id.max(pos + 2);
     }
 
     /// Stores live records with consecutive ids from `first`, for bulk loading into a table
@@ -215,6 +221,7 @@ impl TableData {
             rest = &rest[n * rs..];
         }
         self.end_pos = self.end_pos.max(pos);
+        self.next_id = self.next_id.max(pos + 1);
     }
 
     /// The live record `id`, mutably, after copying its page and path if another commit made
@@ -357,6 +364,7 @@ impl TableData {
             out.insert(w, id, &buf);
         });
         out.end_pos = out.end_pos.max(self.end_pos);
+        out.next_id = out.next_id.max(self.next_id);
         out
     }
 

@@ -151,15 +151,28 @@ fn check(tx: &Transaction, stages: &[TableStage], current: &Snapshot, config: &c
                 reason: "the table changed while this transaction updated it as a whole",
             });
         }
+        if stage.ids_taken > 0 && now.next_id != stage.base.next_id {
+            return Err(Error::Conflict {
+                table: now.name().to_owned(),
+                id: None,
+                reason: "another commit created records in the table, and this transaction numbers \
+                         its new records after the ones it saw",
+            });
+        }
         if concurrent && !Arc::ptr_eq(now, &stage.base) {
             for c in &stage.changes {
-                if matches!(c.kind, ChangeKind::Update | ChangeKind::Delete) && !now.is_live(c.id) {
-                    return Err(Error::Conflict {
-                        table: now.name().to_owned(),
-                        id: Some(c.id),
-                        reason: "the record was deleted by another commit",
-                    });
-                }
+                let reason = match c.kind {
+                    ChangeKind::Update | ChangeKind::Delete if !now.is_live(c.id) => {
+                        "the record was deleted by another commit"
+                    }
+                    // Only a deterministic commit can have used an id handed out by the
+                    // shared counter.
+                    ChangeKind::Insert if c.id.0 < now.next_id && now.is_live(c.id) => {
+                        "another commit created a record with the id this transaction gave its new record"
+                    }
+                    _ => continue,
+                };
+                return Err(Error::Conflict { table: now.name().to_owned(), id: Some(c.id), reason });
             }
         }
         let live = now.live as i64 + stage.net_live;
@@ -274,6 +287,10 @@ pub(crate) fn apply(
                     debug_assert!(deleted, "checked: the record is live");
                 }
             }
+        }
+        if stage.ids_taken > 0 {
+            // The shared counter must not hand out the ids this commit used.
+            table.ids.advance_to(table.next_id);
         }
         table.changed_at = seq;
         stored_bytes = stored_bytes - table_bytes(now) + table_bytes(&table);

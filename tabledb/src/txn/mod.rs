@@ -163,6 +163,10 @@ pub struct Transaction {
     pub(crate) reads: RefCell<ReadSet>,
     pub(crate) start: Arc<Snapshot>,
     pub(crate) shared: Arc<Shared>,
+    /// New records are numbered from the start snapshot (see [`Database::begin_deterministic`]).
+    ///
+    /// [`Database::begin_deterministic`]: crate::Database::begin_deterministic
+    pub(crate) deterministic: bool,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -185,7 +189,18 @@ impl Drop for Transaction {
 impl Transaction {
     pub(crate) fn new(shared: Arc<Shared>) -> Transaction {
         let start = shared.current.load_full();
-        Transaction { stages: Vec::new(), reads: RefCell::new(ReadSet::default()), start, shared }
+        Transaction {
+            stages: Vec::new(),
+            reads: RefCell::new(ReadSet::default()),
+            start,
+            shared,
+            deterministic: false,
+        }
+    }
+
+    /// Whether new records are numbered from the start snapshot.
+    pub fn is_deterministic(&self) -> bool {
+        self.deterministic
     }
 
     /// The snapshot this transaction started from. Reads made directly on it are not tracked
@@ -270,7 +285,15 @@ impl Transaction {
         if stage.live() >= limit {
             return Err(Error::LimitReached { what: "records per table", limit });
         }
-        let id = base.ids.allocate().ok_or(Error::LimitReached { what: "record ids", limit: u64::MAX })?;
+        let exhausted = Error::LimitReached { what: "record ids", limit: u64::MAX };
+        let id = if self.deterministic {
+            let id =
+                base.next_id.checked_add(stage.ids_taken).filter(|&id| id < u64::MAX).ok_or(exhausted)?;
+            stage.ids_taken += 1;
+            RecordId(id)
+        } else {
+            base.ids.allocate().ok_or(exhausted)?
+        };
         stage.insert(id, bytes);
         Ok(id)
     }

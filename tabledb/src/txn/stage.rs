@@ -97,6 +97,9 @@ pub(crate) struct TableStage {
     pub replaced: PageMap,
     /// After commit: the indices of the replaced pages that were installed (for the log).
     pub installed: Vec<u64>,
+    /// New ids numbered from the base table's `next_id` (by a deterministic transaction):
+    /// they are `base.next_id..base.next_id + ids_taken`.
+    pub ids_taken: u64,
 }
 
 /// Pages by page index, in index order: a sorted vector, since whole-table updates build it
@@ -194,6 +197,7 @@ impl TableStage {
             net_live: 0,
             replaced: PageMap::default(),
             installed: Vec::new(),
+            ids_taken: 0,
         }
     }
 
