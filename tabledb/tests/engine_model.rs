@@ -282,6 +282,8 @@ struct Open {
     altered: [bool; 2],
     /// The table was compacted while the transaction was open.
     compacted: [bool; 2],
+    /// Ids this transaction created, per table.
+    created: [Vec<RecordId>; 2],
 }
 
 impl Open {
@@ -297,6 +299,13 @@ struct Harness {
     committed: [Model; 2],
     /// Every id the engine handed out, per table, in order.
     allocated: [Vec<RecordId>; 2],
+    /// One past the highest id committed, per table: where a deterministic transaction
+    /// numbers its new records from.
+    next_id: [u64; 2],
+    /// The last id the shared counter handed out (to an ordinary transaction), per table.
+    counted: [u64; 2],
+    /// Transactions begun so far; every third is deterministic.
+    begun: u64,
     open: Option<Open>,
     added_fields: usize,
     seq: u64,
@@ -329,6 +338,9 @@ impl Harness {
             layouts: [item_layout(), gadgets],
             committed: [Model::new(), Model::new()],
             allocated: [Vec::new(), Vec::new()],
+            next_id: [1, 1],
+            counted: [0, 0],
+            begun: 0,
             open: None,
             added_fields: 0,
             seq: 2,
@@ -345,8 +357,13 @@ impl Harness {
 
     fn open(&mut self) -> &mut Open {
         if self.open.is_none() {
+            self.begun += 1;
             self.open = Some(Open {
-                tx: self.db.begin(),
+                tx: if self.begun.is_multiple_of(3) {
+                    self.db.begin_deterministic()
+                } else {
+                    self.db.begin()
+                },
                 model: self.committed.clone(),
                 layouts: self.layouts.clone(),
                 written: [false; 2],
@@ -354,6 +371,7 @@ impl Harness {
                 scanned: [false; 2],
                 altered: [false; 2],
                 compacted: [false; 2],
+                created: [Vec::new(), Vec::new()],
             });
         }
         self.open.as_mut().expect("just opened")
@@ -362,7 +380,7 @@ impl Harness {
     /// Ids to try an operation on: every id handed out, plus ids that never name a record.
     fn candidates(&self, t: usize) -> Vec<RecordId> {
         let mut ids = self.allocated[t].clone();
-        let past = self.allocated[t].last().map_or(1, |id| id.0) + 7;
+        let past = self.allocated[t].iter().max().map_or(1, |id| id.0) + 7;
         ids.extend([RecordId(0), RecordId(past), RecordId(u64::MAX)]);
         ids
     }
@@ -396,6 +414,7 @@ impl Harness {
 
     fn create(&mut self, t: usize, seed: u64) {
         let items = self.items;
+        let next_id = self.next_id[t];
         let open = self.open();
         let bytes = open.layouts[t].record(seed);
         let id = match t {
@@ -407,8 +426,21 @@ impl Harness {
         open.model[t].insert(id, bytes);
         open.written[t] = true;
         open.touched[t] = true;
-        let last = self.allocated[t].last().copied();
-        assert!(last.is_none_or(|last| id > last), "id {id} handed out after {last:?}: ids are never reused");
+        open.created[t].push(id);
+        if open.tx.is_deterministic() {
+            // Numbered from the start snapshot, with no gaps (ids of aborted transactions are
+            // given again).
+            let expected = next_id + open.created[t].len() as u64 - 1;
+            assert_eq!(id, RecordId(expected), "a deterministic transaction's new record");
+        } else {
+            // The shared counter never goes back, and is past every committed id.
+            let most = self.counted[t];
+            assert!(
+                id.0 > most && id.0 >= next_id,
+                "id {id} from the counter after {most}, next id {next_id}"
+            );
+            self.counted[t] = id.0;
+        }
         assert_ne!(id, RecordId(0));
         self.allocated[t].push(id);
     }
@@ -605,7 +637,7 @@ impl Harness {
         // validated against the table as a whole, which compaction replaced.
         let may_conflict = open.wrote() && (0..2).any(|t| open.compacted[t] && open.scanned[t]);
         let wrote = open.wrote();
-        let Open { tx, model, written, .. } = open;
+        let Open { tx, model, written, created, .. } = open;
         let result = tx.commit();
         match result {
             Ok(info) if !wrote => {
@@ -620,6 +652,11 @@ impl Harness {
                 assert_eq!(info.seq.0, self.seq);
                 for (t, table) in model.into_iter().enumerate() {
                     if written[t] {
+                        // Records created and deleted again in the transaction were never stored.
+                        let stored = created[t].iter().filter(|id| table.contains_key(id)).max();
+                        if let Some(id) = stored {
+                            self.next_id[t] = self.next_id[t].max(id.0 + 1);
+                        }
                         self.committed[t] = table;
                     }
                 }
@@ -656,6 +693,9 @@ impl Harness {
             self.check_snapshot(&old, &models, &layouts);
         }
         self.check_snapshot(&snap, &self.committed, &self.layouts);
+        for (&name, next_id) in NAMES.iter().zip(self.next_id) {
+            assert_eq!(snap.raw_table(name).unwrap().next_id(), RecordId(next_id), "next id of {name}");
+        }
         let stats = self.db.stats();
         assert_eq!(stats.commits, self.commits, "commits");
         assert_eq!(stats.conflicts, self.conflicts, "conflicts");
@@ -701,7 +741,7 @@ impl Harness {
             if let Some((last, _)) = model.last_key_value() {
                 assert!(raw.next_id() > *last, "the next id is above every record's");
             }
-            let handed_out = self.allocated[t].last().map_or(1, |id| id.0 + 1);
+            let handed_out = self.allocated[t].iter().max().map_or(1, |id| id.0 + 1);
             assert!(raw.next_id().0 <= handed_out, "the next id is not above the ids handed out");
         }
 
