@@ -151,7 +151,7 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
                 if size != run_size && !run.is_empty() {
                     // SAFETY: per the caller; every block in `run` is an unreachable block of
                     // `run_size` bytes from `block::allocate`, freed once, counted below.
-                    unsafe { block::free_many_uncounted(&run, run_size) };
+                    unsafe { free_in_order(&mut run, run_size) };
                     run.clear();
                 }
                 run_size = size;
@@ -165,9 +165,27 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
     }
     if !run.is_empty() {
         // SAFETY: as above.
-        unsafe { block::free_many_uncounted(&run, run_size) };
+        unsafe { free_in_order(&mut run, run_size) };
     }
     block::count_freed(blocks, bytes);
+}
+
+/// Frees blocks into the shared cache so that it hands them out again in ascending address
+/// order. The cache is a stack, and a bulk copy (such as a parallel update of a whole table)
+/// writes pages in page order into the blocks it takes: taken in ascending order, the new
+/// version of the table lies in memory in page order, as a scan or the next bulk copy reads
+/// it fastest. Freed in page order instead, each version would lie in the reverse order of
+/// the one before (the cache reverses the order), and every other bulk copy would run
+/// against the hardware prefetcher at about half speed.
+///
+/// # Safety
+///
+/// As for [`block::free_many_uncounted`], for every block.
+unsafe fn free_in_order(blocks: &mut [usize], size: usize) {
+    // Usually already in one order or the other, which the sort handles in one pass.
+    blocks.sort_unstable_by(|a, b| b.cmp(a));
+    // SAFETY: per the caller.
+    unsafe { block::free_many_uncounted(blocks, size) };
 }
 
 impl Drop for Reclaimer {
