@@ -200,3 +200,41 @@ impl Drop for Reclaimer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_freed_in_bulk_come_back_in_ascending_address_order() {
+        // A size no other test uses, so the shared cache's class for it holds only these.
+        const SIZE: usize = 64 * 17;
+        let n = 3 * BULK_FREE_MIN;
+        for descending in [false, true] {
+            let mut blocks: Vec<NonNull<u8>> = (0..n).map(|_| block::allocate(SIZE)).collect();
+            let mut ascending: Vec<usize> = blocks.iter().map(|b| b.as_ptr() as usize).collect();
+            ascending.sort_unstable();
+            if descending {
+                // As the pages of a table laid out backwards would be freed.
+                blocks.sort_unstable_by_key(|b| std::cmp::Reverse(b.as_ptr() as usize));
+            } else {
+                blocks.sort_unstable_by_key(|b| b.as_ptr() as usize);
+            }
+            let batch = blocks.into_iter().map(|b| Garbage::Block(b, SIZE)).collect();
+            // SAFETY: the blocks were allocated above with this size, nothing uses them, and
+            // they are freed once.
+            unsafe { free_batch(batch) };
+            let again: Vec<usize> = (0..n).map(|_| block::allocate(SIZE).as_ptr() as usize).collect();
+            assert_eq!(
+                again,
+                ascending,
+                "freed in {} order",
+                if descending { "descending" } else { "ascending" }
+            );
+            for addr in again {
+                // SAFETY: allocated just above with this size, freed once.
+                unsafe { block::free(NonNull::new(addr as *mut u8).unwrap(), SIZE) };
+            }
+        }
+    }
+}
