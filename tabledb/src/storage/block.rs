@@ -201,6 +201,46 @@ pub fn allocate_uncounted(size: usize) -> NonNull<u8> {
     take(size)
 }
 
+/// Allocates `n` blocks of `size` bytes like [`allocate_uncounted`], appending their addresses
+/// to `out`: with one look at this thread's stash and one lock of the shared cache for all of
+/// them, and those from the shared cache in ascending address order (see
+/// [`free_many_uncounted`]), so that pages copied into them in order lie in memory in order.
+pub fn allocate_many_uncounted(size: usize, n: usize, out: &mut Vec<usize>) {
+    debug_assert!(size > 0);
+    let want = out.len() + n;
+    let _ = LOCAL.try_with(|l| {
+        let mut l = l.borrow_mut();
+        let stash = l.class(size);
+        let k = stash.len().min(n);
+        out.extend(stash.drain(stash.len() - k..).rev());
+    });
+    if out.len() < want {
+        let mut classes = cache();
+        if let Some(class) = classes.iter_mut().find(|c| c.size == size) {
+            let k = class.free.len().min(want - out.len());
+            let from = class.free.len() - k;
+            out.extend(class.free.drain(from..).rev());
+            CACHED_BYTES.fetch_sub(k * size, Ordering::Relaxed);
+        }
+    }
+    while out.len() < want {
+        out.push(take(size).as_ptr() as usize);
+    }
+}
+
+/// Gives back blocks made by [`allocate_uncounted`] or [`allocate_many_uncounted`] and never
+/// counted (not used after all).
+///
+/// # Safety
+///
+/// As for [`free`], for every block.
+pub unsafe fn give_back_uncounted(blocks: &[usize], size: usize) {
+    for &addr in blocks {
+        // SAFETY: per the caller, each is an unused block of `size` bytes from `take`.
+        unsafe { give(NonNull::new(addr as *mut u8).expect("blocks are non-null"), size) };
+    }
+}
+
 /// Counts `blocks` blocks of `bytes` bytes in all, made by [`allocate_uncounted`].
 pub fn count_allocated(blocks: usize, bytes: usize) {
     LIVE_BLOCKS.fetch_add(blocks, Ordering::Relaxed);

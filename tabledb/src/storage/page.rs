@@ -235,21 +235,24 @@ impl PageSlot {
 
 impl PageSlot {
     /// A private copy of this page (same slots and bitmaps) holding `data` in place of its
-    /// records, in a new block owned by the caller (a transaction's private page). The block
-    /// is written with [`block::stream_copy`]: call [`block::stream_fence`] before another
+    /// records, in `block`, owned by the caller (a transaction's private page). The block is
+    /// written with [`block::stream_copy`]: call [`block::stream_fence`] before another
     /// thread may read it. The block is not counted yet: the caller passes it to
     /// [`block::count_allocated`].
-    pub fn private_copy_with(&self, data: &[u8], record_size: usize) -> PageSlot {
+    ///
+    /// # Safety
+    ///
+    /// `block` must be an unused block of `data.len()` bytes from [`block::allocate_uncounted`]
+    /// or [`block::allocate_many_uncounted`]; the copy owns it from here on.
+    pub unsafe fn private_copy_into(&self, block: NonNull<u8>, data: &[u8], record_size: usize) -> PageSlot {
         assert_eq!(data.len(), self.len() * record_size, "a page copy holds exactly the page's slots");
+        assert!(self.len > 0, "only a page with records has a block");
         let mut copy = *self;
         copy.cap = self.len;
-        copy.block = (self.len > 0).then(|| {
-            let block = block::allocate_uncounted(data.len());
-            // SAFETY: the new block is 64-byte aligned, holds `data.len()` bytes and is a
-            // distinct allocation.
-            unsafe { block::stream_copy(block, data) };
-            block
-        });
+        // SAFETY: per the caller, the block is 64-byte aligned, holds `data.len()` bytes and
+        // is a distinct allocation nothing else uses.
+        unsafe { block::stream_copy(block, data) };
+        copy.block = Some(block);
         copy
     }
 }

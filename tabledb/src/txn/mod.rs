@@ -17,6 +17,7 @@
 //! Any error leaves no trace. Dropping a transaction without committing aborts it.
 
 use std::cell::RefCell;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::db::Shared;
@@ -75,6 +76,24 @@ fn copy_run(
         }
     }
     let mut count = Count { blocks: 0, bytes: 0 };
+    /// Blocks for the run's full pages, taken at once; those not used (for pages `apply` left
+    /// as they were) are given back, also when `apply` panics.
+    struct Reserved {
+        blocks: Vec<usize>,
+        used: usize,
+        size: usize,
+    }
+    impl Drop for Reserved {
+        fn drop(&mut self) {
+            // SAFETY: the blocks from `used` on were allocated for this run and never used.
+            unsafe { block::give_back_uncounted(&self.blocks[self.used..], self.size) };
+        }
+    }
+    let full = run.iter().filter(|(_, page)| page.len() * rs == most).count();
+    let mut reserved = Reserved { blocks: Vec::with_capacity(full), used: 0, size: most };
+    if most > 0 {
+        block::allocate_many_uncounted(most, full, &mut reserved.blocks);
+    }
     let mut out = Vec::with_capacity(run.len());
     for (k, &(index, page)) in run.iter().enumerate() {
         if let Some(&(_, ahead)) = run.get(k + COPY_AHEAD) {
@@ -94,9 +113,17 @@ fn copy_run(
             }
         }
         if data != src {
-            // SAFETY: the copy was just made in a new block that nothing else holds.
-            out.push((index, unsafe { OwnedPage::new(page.private_copy_with(data, rs), rs) }));
-            count.blocks += usize::from(!data.is_empty());
+            let block = if data.len() == most {
+                reserved.used += 1;
+                reserved.blocks[reserved.used - 1] as *mut u8
+            } else {
+                block::allocate_uncounted(data.len()).as_ptr()
+            };
+            let block = NonNull::new(block).expect("blocks are non-null");
+            // SAFETY: the block is a new one of `data.len()` bytes, used for this copy only,
+            // which then owns it (a page that changed has records, so a block).
+            out.push((index, unsafe { OwnedPage::new(page.private_copy_into(block, data, rs), rs) }));
+            count.blocks += 1;
             count.bytes += data.len();
         }
     }
