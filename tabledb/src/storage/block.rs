@@ -203,8 +203,7 @@ pub fn allocate_uncounted(size: usize) -> NonNull<u8> {
 
 /// Allocates `n` blocks of `size` bytes like [`allocate_uncounted`], appending their addresses
 /// to `out`: with one look at this thread's stash and one lock of the shared cache for all of
-/// them, and those from the shared cache in ascending address order (see
-/// [`free_many_uncounted`]), so that pages copied into them in order lie in memory in order.
+/// them, in the order [`take`] would hand them out (the shared cache is a stack).
 pub fn allocate_many_uncounted(size: usize, n: usize, out: &mut Vec<usize>) {
     debug_assert!(size > 0);
     let want = out.len() + n;
