@@ -188,6 +188,19 @@ unsafe fn free_in_order(blocks: &mut [usize], size: usize) {
     unsafe { block::free_many_uncounted(blocks, size) };
 }
 
+impl Drop for Reclaimer {
+    fn drop(&mut self) {
+        let state = std::mem::take(&mut *self.state());
+        for (_, batch) in state.retired {
+            for g in batch {
+                // SAFETY: the reclaimer is dropped with the last snapshot, so nothing can reach
+                // anything retired.
+                unsafe { g.free() };
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
