@@ -76,8 +76,9 @@ fn copy_run(
         }
     }
     let mut count = Count { blocks: 0, bytes: 0 };
-    /// Blocks for the run's full pages, taken at once; those not used (for pages `apply` left
-    /// as they were) are given back, also when `apply` panics.
+    /// Blocks for changed full pages, taken a batch at a time (one lock for the batch, in the
+    /// order the cache hands them out); those left over are given back, also when `apply`
+    /// panics.
     struct Reserved {
         blocks: Vec<usize>,
         used: usize,
@@ -89,11 +90,8 @@ fn copy_run(
             unsafe { block::give_back_uncounted(&self.blocks[self.used..], self.size) };
         }
     }
-    let full = run.iter().filter(|(_, page)| page.len() * rs == most).count();
-    let mut reserved = Reserved { blocks: Vec::with_capacity(full), used: 0, size: most };
-    if most > 0 {
-        block::allocate_many_uncounted(most, full, &mut reserved.blocks);
-    }
+    const RESERVE_FIRST: usize = 16;
+    let mut reserved = Reserved { blocks: Vec::new(), used: 0, size: most };
     let mut out = Vec::with_capacity(run.len());
     for (k, &(index, page)) in run.iter().enumerate() {
         if let Some(&(_, ahead)) = run.get(k + COPY_AHEAD) {
@@ -114,6 +112,14 @@ fn copy_run(
         }
         if data != src {
             let block = if data.len() == most {
+                if reserved.used == reserved.blocks.len() {
+                    // Every block taken so far is in a copy in `out`. Batches double while
+                    // pages keep changing, so a run that changes few pages takes few blocks.
+                    let batch = (2 * reserved.blocks.len()).max(RESERVE_FIRST).min(run.len() - k);
+                    reserved.blocks.clear();
+                    reserved.used = 0;
+                    block::allocate_many_uncounted(most, batch, &mut reserved.blocks);
+                }
                 reserved.used += 1;
                 reserved.blocks[reserved.used - 1] as *mut u8
             } else {
