@@ -25,6 +25,16 @@ fn values(db: &Database, t: TableRef<Item>) -> Vec<(u64, u64)> {
     db.snapshot().table(t).unwrap().iter().map(|(id, r)| (id.0, r.value)).collect()
 }
 
+/// Deletes the records `ids` in one transaction, then compacts them away.
+fn delete_and_compact(db: &Database, t: TableRef<Item>, ids: &[u64]) {
+    let mut tx = db.begin_deterministic();
+    for &id in ids {
+        tx.delete(t, RecordId(id)).unwrap();
+    }
+    tx.commit().unwrap();
+    db.compact_table("item").unwrap();
+}
+
 #[test]
 fn deterministic_transactions_number_new_records_from_their_snapshot() {
     let db = Database::new();
@@ -71,11 +81,7 @@ fn deterministic_transactions_number_new_records_from_their_snapshot() {
     updater.commit().unwrap();
 
     // Deleting and compacting away the newest records does not bring their ids back.
-    let mut tx = db.begin_deterministic();
-    tx.delete(t, RecordId(6)).unwrap();
-    tx.delete(t, RecordId(5)).unwrap();
-    tx.commit().unwrap();
-    db.compact_table("item").unwrap();
+    delete_and_compact(&db, t, &[6, 5]);
     let mut tx = db.begin_deterministic();
     assert_eq!(insert_all(&mut tx, t, &[50]), vec![7]);
     tx.commit().unwrap();
@@ -129,11 +135,7 @@ fn the_next_id_survives_a_restart_with_and_without_a_checkpoint() {
             let mut tx = db.begin_deterministic();
             insert_all(&mut tx, t, &[1, 2, 3, 4, 5]);
             tx.commit().unwrap();
-            let mut tx = db.begin_deterministic();
-            tx.delete(t, RecordId(5)).unwrap();
-            tx.delete(t, RecordId(4)).unwrap();
-            tx.commit().unwrap();
-            db.compact_table("item").unwrap();
+            delete_and_compact(&db, t, &[5, 4]);
             if checkpoint {
                 assert!(db.checkpoint().unwrap(), "a checkpoint was written");
             }

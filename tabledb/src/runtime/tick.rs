@@ -30,6 +30,20 @@ const MIN_COMMIT_GROUP: usize = 8;
 /// retried once.
 const INLINE_RETRY_MAX: Duration = Duration::from_micros(500);
 
+/// Runs one call in its own transaction (uncommitted), numbering new records from its start
+/// snapshot so that ids follow the commit order; returns how long the run took too.
+fn run_call(
+    db: &crate::Database,
+    procedure: &Procedure,
+    args: &Map<String, Value>,
+    deadline: Instant,
+) -> (Result<Value, ProcError>, Box<Transaction>, Duration) {
+    let started = Instant::now();
+    let mut tx = Box::new(db.begin_deterministic());
+    let result = procedure.run(&mut tx, args.clone(), Some(deadline));
+    (result, tx, started.elapsed())
+}
+
 /// A procedure call between its queueing and its answer.
 struct Call {
     no: u64,
@@ -232,10 +246,8 @@ impl Loop {
             let finished: Vec<Done> = runs
                 .into_iter()
                 .map(|(no, attempt, procedure, args, deadline)| {
-                    let started = Instant::now();
-                    let mut tx = Box::new(db.begin_deterministic());
-                    let result = procedure.run(&mut tx, (*args).clone(), Some(deadline));
-                    Done { no, attempt, result, tx, elapsed: started.elapsed() }
+                    let (result, tx, elapsed) = run_call(&db, &procedure, &args, deadline);
+                    Done { no, attempt, result, tx, elapsed }
                 })
                 .collect();
             // The loop may have ended; then nobody needs the answer.
@@ -417,10 +429,8 @@ impl Loop {
             call.attempts += 1;
             self.core.metrics.procedures_run.fetch_add(1, Ordering::Relaxed);
             self.core.metrics.procedures_retried.fetch_add(1, Ordering::Relaxed);
-            let started = Instant::now();
-            let mut tx = Box::new(self.core.db.begin_deterministic());
-            let result = call.procedure.run(&mut tx, (*call.args).clone(), Some(call.deadline));
-            call.last_run = started.elapsed();
+            let (result, tx, elapsed) = run_call(&self.core.db, &call.procedure, &call.args, call.deadline);
+            call.last_run = elapsed;
             call.state = State::Done(result, tx);
             self.calls.push_front(call);
             return true;
