@@ -61,6 +61,12 @@ impl Shared {
         Ok(())
     }
 
+    /// The most bytes the operations of one log entry may take; `None` when commits are not
+    /// logged.
+    pub(crate) fn log_entry_limit(&self) -> Option<u64> {
+        self.persist.as_ref().and_then(|p| p.log_entry_limit())
+    }
+
     /// Logs and publishes a committed snapshot, handing what its commit replaced to the
     /// reclaimer. Called with the commit lock held, after `check_commit`; cannot fail.
     pub(crate) fn publish(
@@ -370,7 +376,9 @@ impl Database {
     /// against the state the ones before it leave. A transaction refused for another reason
     /// than a conflict gets its error and the group goes on; at the first conflict the group
     /// stops — that transaction gets the conflict, and the ones after it are returned
-    /// unattempted, so the caller can retry in order. Does not wait for durability (see
+    /// unattempted, so the caller can retry in order. A group whose log entry would pass the
+    /// limit of one (see [`PersistOptions::wal_buffer_max_bytes`]) is published as several
+    /// snapshots and log entries, in the same order. Does not wait for durability (see
     /// [`sync`](Self::sync)).
     pub fn commit_group(&self, txs: Vec<Transaction>) -> (Vec<Result<crate::CommitInfo>>, Vec<Transaction>) {
         crate::txn::commit::commit_group(&self.shared, txs)

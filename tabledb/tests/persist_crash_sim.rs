@@ -2,7 +2,7 @@
 //!
 //! A seeded workload runs on a [`SimStorage`] disk: two tables (one derived, one created at run
 //! time with a bool and a string), transactions of creates, whole and partial updates and
-//! deletes across both, checkpoints, compactions, explicit syncs and one `add_field`. A model
+//! deletes across both (some starting with a parallel update of the whole item table), checkpoints, compactions, explicit syncs and one `add_field`. A model
 //! of both tables is kept after every step. A full run counts the disk's mutating operations;
 //! then the workload runs again with a crash injected at operation k, for k across that whole
 //! range, the disk a machine would find after power loss is taken (`crash_image`: only durable
@@ -217,6 +217,22 @@ fn transaction(db: &Database, marker: u64, model: &mut Model, rng: &mut Rng) -> 
     let mut tx = db.begin();
     let items = model.item.as_mut().expect("the item table exists");
     let tags = model.tag.as_mut().expect("the tag table exists");
+
+    // Sometimes a parallel update of the whole item table first, changing a third of the
+    // records (so that some pages change in part and some not at all).
+    if rng.below(6) == 0 {
+        let third = marker % 3;
+        tx.par_update(t, |id, r| {
+            if id.0 % 3 == third {
+                r.count = r.count.wrapping_add(1);
+            }
+        })?;
+        for (id, r) in items.iter_mut() {
+            if id % 3 == third {
+                r.count = r.count.wrapping_add(1);
+            }
+        }
+    }
 
     // The item table: the marker goes into one record by insert, whole update or field updates.
     let item_ids: Vec<u64> = items.keys().copied().collect();

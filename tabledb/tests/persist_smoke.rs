@@ -60,3 +60,128 @@ fn data_survives_reopen_with_and_without_checkpoints() {
         assert!(Database::open(dir.path()).is_err(), "a second opener must be refused");
     }
 }
+
+#[test]
+fn whole_table_updates_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let t = db.create_table::<Player>().unwrap();
+        let mut tx = db.begin();
+        for i in 0..500 {
+            tx.insert(t, &p(i)).unwrap();
+        }
+        tx.commit().unwrap();
+        let mut tx = db.begin();
+        tx.par_update(t, |_, r| r.hp += 1000).unwrap();
+        tx.commit().unwrap();
+    }
+    let db = Database::open(dir.path()).unwrap();
+    let t = db.table::<Player>().unwrap();
+    let snap = db.snapshot();
+    let view = snap.table(t).unwrap();
+    assert_eq!(view.len(), 500);
+    assert!(view.iter().all(|(_, r)| r.hp >= 1000), "the parallel update was lost");
+}
+
+#[test]
+fn a_commit_too_big_for_one_log_entry_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = |durability| tabledb::PersistOptions {
+        durability,
+        wal_buffer_max_bytes: 4096,
+        ..tabledb::PersistOptions::default()
+    };
+    let db = Database::open_with(dir.path(), tabledb::Config::default(), small(tabledb::Durability::Tick))
+        .unwrap();
+    let t = db.create_table::<Player>().unwrap();
+    // 100 records fit; each logged put takes 17 bytes plus the record.
+    let put = 17 + Player::RECORD_SIZE;
+    let mut tx = db.begin();
+    for i in 0..(4096 / put) as u32 {
+        tx.insert(t, &p(i)).unwrap();
+    }
+    tx.commit().unwrap();
+    let before = db.snapshot().table(t).unwrap().iter().map(|(id, r)| (id, *r)).collect::<Vec<_>>();
+
+    let mut tx = db.begin();
+    for i in 0..(4096 / put + 1) as u32 {
+        tx.insert(t, &p(i)).unwrap();
+    }
+    let err = tx.commit().unwrap_err();
+    assert!(
+        matches!(err, tabledb::Error::LimitReached { limit: 4096, .. })
+            && err.to_string().contains("log entry"),
+        "{err}"
+    );
+    // A whole-table update counts every record of the pages it replaces.
+    let mut tx = db.begin();
+    tx.par_update(t, |_, r| r.hp += 1).unwrap();
+    tx.insert(t, &p(7)).unwrap();
+    assert!(matches!(tx.commit(), Err(tabledb::Error::LimitReached { .. })));
+    let after = db.snapshot().table(t).unwrap().iter().map(|(id, r)| (id, *r)).collect::<Vec<_>>();
+    assert_eq!(before, after, "a refused commit changes nothing");
+
+    // Below the limit, it commits and is logged.
+    let mut tx = db.begin();
+    tx.par_update(t, |_, r| r.hp += 1).unwrap();
+    tx.commit().unwrap();
+    drop(db);
+    let db = Database::open_with(dir.path(), tabledb::Config::default(), small(tabledb::Durability::Tick))
+        .unwrap();
+    let t = db.table::<Player>().unwrap();
+    let snap = db.snapshot();
+    let view = snap.table(t).unwrap();
+    assert_eq!(view.len() as usize, before.len());
+    assert!(view.iter().zip(&before).all(|((_, r), (_, b))| r.hp == b.hp + 1));
+    drop(snap);
+    drop(db);
+
+    // Without a log there is nothing to bound.
+    let db = Database::open_with(
+        dir.path(),
+        tabledb::Config::default(),
+        small(tabledb::Durability::CheckpointOnly),
+    )
+    .unwrap();
+    let t = db.table::<Player>().unwrap();
+    let mut tx = db.begin();
+    for i in 0..200 {
+        tx.insert(t, &p(i)).unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+#[test]
+fn a_group_too_big_for_one_log_entry_is_logged_as_several() {
+    let dir = tempfile::tempdir().unwrap();
+    let options =
+        || tabledb::PersistOptions { wal_buffer_max_bytes: 4096, ..tabledb::PersistOptions::default() };
+    let db = Database::open_with(dir.path(), tabledb::Config::default(), options()).unwrap();
+    let t = db.create_table::<Player>().unwrap();
+    let put = 17 + Player::RECORD_SIZE;
+    // Ten transactions of half an entry each.
+    let txs: Vec<_> = (0..10u32)
+        .map(|k| {
+            let mut tx = db.begin();
+            for i in 0..(2048 / put) as u32 {
+                tx.insert(t, &p(k * 1000 + i)).unwrap();
+            }
+            tx
+        })
+        .collect();
+    let (results, rest) = db.commit_group(txs);
+    assert!(rest.is_empty());
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let seqs: Vec<u64> = results.iter().map(|r| r.as_ref().unwrap().seq.0).collect();
+    assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "in order: {seqs:?}");
+    assert!(seqs.first() < seqs.last(), "published as several snapshots: {seqs:?}");
+    db.sync().unwrap();
+    let expected = db.snapshot().table(t).unwrap().iter().map(|(id, r)| (id, *r)).collect::<Vec<_>>();
+    assert_eq!(expected.len(), 10 * (2048 / put));
+    drop(db);
+    let db = Database::open_with(dir.path(), tabledb::Config::default(), options()).unwrap();
+    let t = db.table::<Player>().unwrap();
+    let recovered = db.snapshot().table(t).unwrap().iter().map(|(id, r)| (id, *r)).collect::<Vec<_>>();
+    assert_eq!(recovered, expected);
+}

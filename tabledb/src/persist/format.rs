@@ -20,6 +20,13 @@ pub const FRAME_MAX_LEN: usize = 1 << 30;
 pub const OP_PUT: u8 = 1;
 pub const OP_DELETE: u8 = 2;
 
+/// A commit payload's header: sequence number and operation count.
+pub const COMMIT_HEADER_LEN: usize = 12;
+/// Bytes of a put operation before its record: kind, table, id, length.
+pub const PUT_HEADER_LEN: usize = 17;
+/// Bytes of a delete operation: kind, table, id.
+pub const DELETE_LEN: usize = 13;
+
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }

@@ -18,7 +18,7 @@
 //! The byte layouts are in `docs/format.md`.
 
 mod checkpoint;
-mod format;
+pub(crate) mod format;
 mod manifest;
 mod recovery;
 mod sim;
@@ -37,7 +37,7 @@ pub use sim::{Fault, SimStorage};
 pub use vfs::{FileBytes, OsStorage, Storage, WriteFile};
 pub(crate) use wal::Wal;
 
-use crate::ids::TableId;
+use crate::ids::{RecordId, TableId};
 use crate::storage::snapshot::Snapshot;
 use crate::txn::{ChangeKind, TableStage};
 
@@ -87,7 +87,8 @@ pub struct PersistOptions {
     /// A log segment is closed once it reaches this size.
     pub wal_segment_max_bytes: u64,
     /// Committed bytes waiting for the log (while writes fail, e.g. on a full disk) before new
-    /// commits are refused.
+    /// commits are refused. Also the most one commit may log (at most 1 GiB, a log frame's
+    /// limit): a bigger commit is refused with [`Error::LimitReached`](crate::Error::LimitReached).
     pub wal_buffer_max_bytes: usize,
     /// A background checkpoint starts once this much log has been written since the last one
     /// (0: only when asked).
@@ -274,6 +275,15 @@ impl Persistence {
         self.stop.check()
     }
 
+    /// The most bytes the operations of one commit's log entry may take, when commits are
+    /// logged: what the log buffer holds, and never more than a log frame can (a bigger entry
+    /// could not be read back).
+    pub fn log_entry_limit(&self) -> Option<u64> {
+        let frame = format::FRAME_MAX_LEN - format::COMMIT_HEADER_LEN;
+        (self.wal.is_some() && self.options.durability != Durability::CheckpointOnly)
+            .then_some(self.options.wal_buffer_max_bytes.min(frame) as u64)
+    }
+
     /// Appends a published commit to the log. Called under the commit lock, in commit order,
     /// after [`check_commit`](Self::check_commit).
     pub fn log_commit(&self, seq: u64, stages: &[TableStage], next: &Snapshot) {
@@ -287,6 +297,22 @@ impl Persistence {
         for stage in stages {
             let table =
                 next.table_data(stage.id).expect("a committed table is in the snapshot it was published in");
+            // Pages a parallel update replaced whole: the records in them that differ from the
+            // transaction's start (record-level changes, logged next, are applied over them).
+            let (rs, shift) = (table.geom.record_size, table.geom.shift);
+            for &index in &stage.installed {
+                let Some(page) = table.tree.get(index) else { continue };
+                let before = stage.base.tree.get(index);
+                let first = (index << shift) + 1;
+                for (pos, slot) in page.live_slots() {
+                    let bytes = page.slot_bytes(slot, rs);
+                    let id = first + pos as u64;
+                    let changed = before.and_then(|b| b.get(pos, rs)) != Some(bytes);
+                    if changed && stage.find(RecordId(id)).is_none() {
+                        enc.put(stage.id.0, id, bytes);
+                    }
+                }
+            }
             for c in &stage.changes {
                 match c.kind {
                     ChangeKind::Insert | ChangeKind::Update => {

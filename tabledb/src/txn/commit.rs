@@ -17,17 +17,19 @@ pub(super) fn commit(mut tx: Transaction, wait: bool) -> Result<CommitInfo> {
         return Ok(CommitInfo { seq: tx.start.seq, read_only: true });
     }
     let shared = tx.shared.clone();
-    let result = shared.check_commit().and_then(|()| {
-        let lock = shared.lock_commits();
-        let current = shared.current.load_full();
-        check(&tx, &stages, &current, &shared.config)?;
-        let mut next = working(&current);
-        let mut w = Writer::new(next.seq.0);
-        apply(&mut stages, &mut next, &mut w, &shared.stats);
-        let seq = next.seq;
-        shared.publish(&lock, (next, w), &stages);
-        Ok(seq)
-    });
+    let log_limit = shared.log_entry_limit();
+    let result =
+        shared.check_commit().and_then(|()| check_log_bytes(log_bytes(&stages), log_limit)).and_then(|()| {
+            let lock = shared.lock_commits();
+            let current = shared.current.load_full();
+            check(&tx, &stages, &current, &shared.config)?;
+            let mut next = working(&current);
+            let mut w = Writer::new(next.seq.0);
+            apply(&mut stages, &mut next, &mut w, &shared.stats);
+            let seq = next.seq;
+            shared.publish(&lock, (next, w), &stages);
+            Ok(seq)
+        });
     match result {
         Ok(seq) => {
             shared.stats.count_commit();
@@ -69,6 +71,10 @@ pub(crate) fn commit_group(
     let mut next = working(&current);
     let mut w = Writer::new(next.seq.0);
     let mut applied: Vec<TableStage> = Vec::new();
+    // The group is one log entry, which has a size limit: a transaction that would take the
+    // entry past it starts a new group.
+    let log_limit = shared.log_entry_limit();
+    let mut group_log_bytes = 0u64;
     let mut rest = Vec::new();
     let mut txs = txs.into_iter();
     while let Some(mut tx) = txs.next() {
@@ -78,9 +84,23 @@ pub(crate) fn commit_group(
             results.push(Ok(CommitInfo { seq: tx.start.seq, read_only: true }));
             continue;
         }
+        let bytes = log_bytes(&stages);
+        if let Err(e) = check_log_bytes(bytes, log_limit) {
+            shared.stats.count_abort();
+            results.push(Err(e));
+            continue;
+        }
+        if check_log_bytes(group_log_bytes + bytes, log_limit).is_err() && !applied.is_empty() {
+            shared.publish(&lock, (next, w), &applied);
+            applied.clear();
+            group_log_bytes = 0;
+            next = working(&shared.current.load_full());
+            w = Writer::new(next.seq.0);
+        }
         match check(&tx, &stages, &next, &shared.config) {
             Ok(()) => {
                 apply(&mut stages, &mut next, &mut w, &shared.stats);
+                group_log_bytes += bytes;
                 applied.extend(stages);
                 shared.stats.count_commit();
                 results.push(Ok(CommitInfo { seq: next.seq, read_only: false }));
@@ -103,6 +123,38 @@ pub(crate) fn commit_group(
         shared.publish(&lock, (next, w), &applied);
     }
     (results, rest)
+}
+
+/// The most bytes the log entry of `stages` takes (see `Persistence::log_commit`): every
+/// record-level change, and every live record of the pages parallel updates replaced (of
+/// which only those that changed are written).
+pub(crate) fn log_bytes(stages: &[TableStage]) -> u64 {
+    use crate::persist::format::{DELETE_LEN, PUT_HEADER_LEN};
+    let mut bytes = 0u64;
+    for stage in stages {
+        let put = (PUT_HEADER_LEN + stage.base.geom.record_size) as u64;
+        for c in &stage.changes {
+            bytes += match c.kind {
+                ChangeKind::Insert | ChangeKind::Update => put,
+                ChangeKind::Delete => DELETE_LEN as u64,
+                ChangeKind::Cancelled => 0,
+            };
+        }
+        for (_, page) in &stage.replaced {
+            bytes += page.live_count() as u64 * put;
+        }
+    }
+    bytes
+}
+
+/// Refuses a commit whose log entry would be bigger than the log takes.
+fn check_log_bytes(bytes: u64, limit: Option<u64>) -> Result<()> {
+    match limit {
+        Some(limit) if bytes > limit => {
+            Err(Error::LimitReached { what: "bytes of one commit's log entry", limit })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The snapshot a commit builds: the current one's tables, to be changed, under the next
