@@ -206,32 +206,34 @@ pub fn run(n: u64, plan: &Plan, report: &mut Report, only: Option<&str>) {
         let expect: u64 = vec.iter().map(|e| e.hp as u64).sum();
         let seq = |view: &tabledb::TableView<'_, Entity>| view.iter().map(|(_, e)| e.hp as u64).sum::<u64>();
         assert_eq!(seq(&view), expect, "scan disagrees with the baseline");
-        let ours = plan.rate(|| {
-            let s = seq(black_box(&view));
-            assert_eq!(s, expect);
-            n
-        });
-        let base = plan.rate(|| {
-            let s: u64 = black_box(&vec).iter().map(|e| e.hp as u64).sum();
-            assert_eq!(s, expect);
-            n
-        });
+        let (ours, base) = plan.rate_pair(
+            || {
+                let s = seq(black_box(&view));
+                assert_eq!(s, expect);
+                n
+            },
+            || {
+                let s: u64 = black_box(&vec).iter().map(|e| e.hp as u64).sum();
+                assert_eq!(s, expect);
+                n
+            },
+        );
         report.add(Row::new("scan_sum", n, 1, ours, base));
         for threads in [1, 2] {
             let p = pool(threads);
-            let ours = p.install(|| {
-                plan.rate(|| {
-                    let s = black_box(&view).par_sum(|e| e.hp as u64);
-                    assert_eq!(s, expect);
-                    n
-                })
-            });
-            let base = p.install(|| {
-                plan.rate(|| {
-                    let s: u64 = black_box(&vec).par_iter().map(|e| e.hp as u64).sum();
-                    assert_eq!(s, expect);
-                    n
-                })
+            let (ours, base) = p.install(|| {
+                plan.rate_pair(
+                    || {
+                        let s = black_box(&view).par_sum(|e| e.hp as u64);
+                        assert_eq!(s, expect);
+                        n
+                    },
+                    || {
+                        let s: u64 = black_box(&vec).par_iter().map(|e| e.hp as u64).sum();
+                        assert_eq!(s, expect);
+                        n
+                    },
+                )
             });
             report.add(Row::new("scan_sum_par", n, threads, ours, base));
         }

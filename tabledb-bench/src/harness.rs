@@ -33,6 +33,29 @@ impl Plan {
         }
         median(&mut rates)
     }
+
+    /// Like [`rate`](Self::rate) for a workload and its baseline, with their timed runs taking
+    /// turns, so that a change in the machine's speed during the measurement (other load,
+    /// memory bandwidth) affects both alike instead of skewing their ratio. Returns the two
+    /// median rates.
+    pub fn rate_pair(&self, mut ours: impl FnMut() -> u64, mut base: impl FnMut() -> u64) -> (f64, f64) {
+        let timed = |step: &mut dyn FnMut() -> u64, least: Duration| {
+            let start = Instant::now();
+            let mut ops = 0u64;
+            while start.elapsed() < least {
+                ops += step();
+            }
+            ops as f64 / start.elapsed().as_secs_f64()
+        };
+        timed(&mut ours, self.warmup);
+        timed(&mut base, self.warmup);
+        let (mut a, mut b) = (Vec::with_capacity(self.runs), Vec::with_capacity(self.runs));
+        for _ in 0..self.runs {
+            a.push(timed(&mut ours, self.min_run));
+            b.push(timed(&mut base, self.min_run));
+        }
+        (median(&mut a), median(&mut b))
+    }
 }
 
 pub fn median(xs: &mut [f64]) -> f64 {

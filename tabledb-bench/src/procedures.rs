@@ -45,21 +45,21 @@ pub fn run(n: u64, plan: &Plan, report: &mut Report, only: Option<&str>) {
         for threads in [1, 2] {
             let p = pool(threads);
             let before = db.snapshot().get(table, RecordId(1)).expect("live").hp;
-            let ours = p.install(|| {
-                plan.rate(|| {
-                    let updated = procedure.call(&db, json!({}), 1).expect("bump_hp");
-                    assert_eq!(updated, json!(n));
-                    n
-                })
+            let (ours, base) = p.install(|| {
+                plan.rate_pair(
+                    || {
+                        let updated = procedure.call(&db, json!({}), 1).expect("bump_hp");
+                        assert_eq!(updated, json!(n));
+                        n
+                    },
+                    || {
+                        black_box(&mut vec).par_iter_mut().for_each(|e| e.hp = e.hp.wrapping_add(1));
+                        n
+                    },
+                )
             });
             let after = db.snapshot().get(table, RecordId(1)).expect("live").hp;
             assert_ne!(before, after, "the procedure changed the records");
-            let base = p.install(|| {
-                plan.rate(|| {
-                    black_box(&mut vec).par_iter_mut().for_each(|e| e.hp = e.hp.wrapping_add(1));
-                    n
-                })
-            });
             let mut row = Row::new("proc_par_update", n, threads, ours, base);
             row.note = Some("records updated per second; one transaction per call, committed".into());
             report.add(row);
