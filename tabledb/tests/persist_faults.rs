@@ -464,3 +464,36 @@ fn background_checkpoints_keep_the_log_bounded() {
     drop(db);
     assert_eq!(observe(&open(&disk.crash_image()).unwrap()), expected);
 }
+
+#[test]
+fn a_commit_group_stops_at_the_log_buffer_limit_on_a_full_disk() {
+    let disk = SimStorage::new(3);
+    let options = PersistOptions { wal_buffer_max_bytes: 2000, ..options(&disk, 1 << 20) };
+    let db = Database::open_with(DIR, Config::default(), options).unwrap();
+    let t = db.create_table::<Item>().unwrap();
+    disk.set_disk_full(true);
+    let txs: Vec<_> = (0..2000u64)
+        .map(|i| {
+            let mut tx = db.begin();
+            tx.insert(t, &Item { marker: i, value: i }).unwrap();
+            tx
+        })
+        .collect();
+    let (results, rest) = db.commit_group(txs);
+    assert!(rest.is_empty());
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    // Each put takes 17 + 16 bytes: one entry of at most 2000 bytes, then the buffer is full.
+    assert!(
+        (1..=2000 / 33).contains(&ok),
+        "{ok} commits of the group were taken into a 2000-byte log buffer"
+    );
+    let refused = results.iter().find_map(|r| r.as_ref().err()).expect("the rest are refused");
+    assert!(refused.to_string().contains("log buffer full"), "{refused}");
+    assert_eq!(db.snapshot().len(t).unwrap(), ok as u64, "refused commits are not applied");
+    disk.set_disk_full(false);
+    db.sync().unwrap();
+    let expected = observe(&db);
+    let image = disk.crash_image();
+    drop(db);
+    assert_eq!(observe(&open(&image).unwrap()), expected, "every commit applied in memory is durable");
+}

@@ -185,3 +185,68 @@ fn a_group_too_big_for_one_log_entry_is_logged_as_several() {
     let recovered = db.snapshot().table(t).unwrap().iter().map(|(id, r)| (id, *r)).collect::<Vec<_>>();
     assert_eq!(recovered, expected);
 }
+
+#[test]
+fn a_group_where_one_transaction_updates_a_record_and_a_later_one_deletes_it_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, kept) = {
+        let db = Database::open(dir.path()).unwrap();
+        let t = db.create_table::<Player>().unwrap();
+        let id = db.insert(t, &p(1)).unwrap();
+        let kept = db.insert(t, &p(2)).unwrap();
+        // Updated, then deleted by a later transaction of the group that did not read it.
+        let mut a = db.begin();
+        a.set(t, id, Player::HP, 5).unwrap();
+        a.set(t, kept, Player::HP, 6).unwrap();
+        let mut b = db.begin();
+        b.delete(t, id).unwrap();
+        let mut c = db.begin();
+        c.set(t, kept, Player::HP, 7).unwrap();
+        let (results, rest) = db.commit_group(vec![a, b, c]);
+        assert!(rest.is_empty() && results.iter().all(|r| r.is_ok()), "{results:?}");
+        (id, kept)
+    };
+    let db = Database::open(dir.path()).unwrap();
+    let t = db.table::<Player>().unwrap();
+    let snap = db.snapshot();
+    assert!(snap.get(t, id).is_none());
+    assert_eq!(snap.get(t, kept).unwrap().hp, 7);
+    assert_eq!(snap.len(t).unwrap(), 1);
+}
+
+#[test]
+fn an_idle_table_does_not_keep_checkpoints_from_trimming_the_log() {
+    #[derive(Table, Clone, Copy, Debug, PartialEq)]
+    #[repr(C)]
+    struct Item {
+        weight: u32,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let items = db.create_table::<Item>().unwrap();
+    let players = db.create_table::<Player>().unwrap();
+    db.insert(items, &Item { weight: 1 }).unwrap();
+    let id = db.insert(players, &p(0)).unwrap();
+    assert!(db.checkpoint().unwrap());
+    for i in 0..20 {
+        db.set(players, id, Player::HP, i).unwrap();
+        assert!(db.checkpoint().unwrap());
+    }
+    let segments = db.persistence_status().unwrap().log_segments;
+    let files = std::fs::read_dir(dir.path().join("wal")).unwrap().count();
+    assert!(
+        segments <= 2 && files <= 2,
+        "after 20 checkpoints: {segments} log segments, {files} files in wal/"
+    );
+    db.set(players, id, Player::HP, 99).unwrap();
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(
+        db.recovery_report().unwrap().log_entries,
+        1,
+        "only the commit after the last checkpoint is replayed"
+    );
+    let snap = db.snapshot();
+    assert_eq!(snap.get(db.table::<Player>().unwrap(), id).unwrap().hp, 99);
+    assert_eq!(snap.len(db.table::<Item>().unwrap()).unwrap(), 1);
+}

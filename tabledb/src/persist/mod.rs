@@ -25,6 +25,7 @@ mod sim;
 mod vfs;
 mod wal;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -224,6 +225,9 @@ pub(crate) struct Persistence {
     wal: Option<Wal>,
     /// The last `schema.json` written; its lock also orders writes of it.
     manifest: Mutex<Manifest>,
+    /// Checkpoint files being written that `schema.json` may not name yet: the removal of old
+    /// files leaves them alone. Locked after `manifest` when both are.
+    writing: Mutex<BTreeSet<String>>,
     next_generation: AtomicU64,
     checkpoint_running: AtomicBool,
     stop: Arc<Stop>,
@@ -236,6 +240,34 @@ pub(crate) struct Persistence {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The checkpoint files one checkpoint or schema change registers in
+/// [`Persistence::writing`] before creating them; released when it ends, by which time
+/// `schema.json` names them (or, after a failure, they are left for a later removal).
+struct Writing<'a> {
+    set: &'a Mutex<BTreeSet<String>>,
+    names: Vec<String>,
+}
+
+impl<'a> Writing<'a> {
+    fn new(set: &'a Mutex<BTreeSet<String>>) -> Self {
+        Writing { set, names: Vec::new() }
+    }
+
+    fn add(&mut self, name: String) {
+        lock(self.set).insert(name.clone());
+        self.names.push(name);
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let mut set = lock(self.set);
+        for name in &self.names {
+            set.remove(name);
+        }
+    }
 }
 
 impl Persistence {
@@ -313,12 +345,22 @@ impl Persistence {
                     }
                 }
             }
+            // Records as the whole entry leaves them: in a group, a later transaction may have
+            // changed what an earlier one wrote, or deleted it without reading it (its delete
+            // follows in the entry). It cannot have seen, so neither changed nor deleted, a
+            // record the group created.
             for c in &stage.changes {
                 match c.kind {
                     ChangeKind::Insert | ChangeKind::Update => {
-                        let bytes =
-                            table.get(c.id).expect("an inserted or updated record is live after its commit");
-                        enc.put(stage.id.0, c.id.0, bytes);
+                        if let Some(bytes) = table.get(c.id) {
+                            enc.put(stage.id.0, c.id.0, bytes);
+                        } else {
+                            debug_assert_eq!(
+                                c.kind,
+                                ChangeKind::Update,
+                                "records created in a group stay live in it"
+                            );
+                        }
                     }
                     ChangeKind::Delete => enc.delete(stage.id.0, c.id.0),
                     ChangeKind::Cancelled => {}
@@ -387,9 +429,12 @@ impl Persistence {
         table: &crate::storage::table_data::TableData,
         generation: u64,
         seq: u64,
+        writing: &mut Writing<'_>,
     ) -> Result<manifest::CheckpointEntry, PersistError> {
         let data_dir = self.data_dir();
-        let path = data_dir.join(manifest::checkpoint_file_name(table.name(), generation));
+        let name = manifest::checkpoint_file_name(table.name(), generation);
+        writing.add(name.clone());
+        let path = data_dir.join(name);
         let (entry, mut file) = checkpoint::write(&*self.storage, &data_dir, table, generation, seq)
             .map_err(|e| PersistError::io(&path, "write checkpoint", e))?;
         file.sync().map_err(|e| self.fsync_failed(&path, e))?;
@@ -420,6 +465,7 @@ impl Persistence {
         if let Some(wal) = &self.wal {
             wal.sync()?;
         }
+        let mut writing = Writing::new(&self.writing);
         let mut manifest = lock(&self.manifest);
         let mut m = Manifest::describe(&next.catalog, &next.tables, next.seq.0, &manifest);
         if !rewritten.is_empty() {
@@ -427,7 +473,7 @@ impl Persistence {
             let data_dir = self.data_dir();
             for &id in rewritten {
                 let table = next.table_data(id).expect("a rewritten table is in the new snapshot");
-                let entry = self.write_checkpoint(table, generation, next.seq.0)?;
+                let entry = self.write_checkpoint(table, generation, next.seq.0, &mut writing)?;
                 if let Some(t) = m.tables.iter_mut().find(|t| t.id == id.0) {
                     t.checkpoint = Some(entry);
                 }
@@ -469,21 +515,26 @@ impl Persistence {
         }
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let data_dir = self.data_dir();
+        let mut writing = Writing::new(&self.writing);
         let mut written = Vec::with_capacity(snap.tables.len());
-        let current: Vec<(u32, u64, u64)> = lock(&self.manifest)
+        let mut kept = Vec::new();
+        let current: Vec<(u32, u64, String, u64)> = lock(&self.manifest)
             .tables
             .iter()
-            .filter_map(|t| t.checkpoint.as_ref().map(|c| (t.id, t.version, c.seq)))
+            .filter_map(|t| t.checkpoint.as_ref().map(|c| (t.id, t.version, c.file.clone(), c.seq)))
             .collect();
         for table in snap.tables.iter() {
-            // A table unchanged since its current checkpoint keeps that checkpoint.
-            let unchanged = current.iter().any(|&(id, version, seq)| {
-                id == table.id.0 && version == table.version && seq >= table.changed_at
+            // A table unchanged since its current checkpoint keeps that checkpoint, which then
+            // holds it as of this snapshot too (so that an idle table does not keep the log
+            // from being trimmed).
+            let unchanged = current.iter().find(|(id, version, _, seq)| {
+                *id == table.id.0 && *version == table.version && *seq >= table.changed_at
             });
-            if unchanged {
+            if let Some((id, version, file, _)) = unchanged {
+                kept.push((*id, *version, file.clone()));
                 continue;
             }
-            let entry = self.write_checkpoint(table, generation, snap.seq.0)?;
+            let entry = self.write_checkpoint(table, generation, snap.seq.0, &mut writing)?;
             written.push((table.id.0, table.version, entry));
         }
         self.storage.sync_dir(&data_dir).map_err(|e| self.fsync_failed(&data_dir, e))?;
@@ -496,6 +547,14 @@ impl Persistence {
                     && t.base_seq() < entry.seq
                 {
                     t.checkpoint = Some(entry);
+                }
+            }
+            for (id, version, file) in kept {
+                if let Some(t) = m.tables.iter_mut().find(|t| t.id == id && t.version == version)
+                    && let Some(c) = t.checkpoint.as_mut()
+                    && c.file == file
+                {
+                    c.seq = c.seq.max(snap.seq.0);
                 }
             }
             m.generation = m.generation.max(generation);
@@ -522,12 +581,18 @@ impl Persistence {
     /// leftovers of interrupted checkpoints). Failures are only reported: the files are
     /// harmless and removed next time.
     fn remove_unreferenced(&self) {
-        let keep = lock(&self.manifest).files();
         let data_dir = self.data_dir();
         let Ok(names) = self.storage.list(&data_dir) else { return };
+        // What to keep is decided after listing, with both locks held until the removals are
+        // done: a listed file was registered in `writing` before it was created, so it is in
+        // `writing` or named by `schema.json` unless its writer is done with it (and then it
+        // is no longer needed); and no writer can register a name meanwhile.
+        let manifest = lock(&self.manifest);
+        let writing = lock(&self.writing);
+        let keep = manifest.files();
         let mut removed = false;
         for name in names {
-            if !keep.contains(&name) {
+            if !keep.contains(&name) && !writing.contains(&name) {
                 let path = data_dir.join(&name);
                 match self.storage.remove(&path) {
                     Ok(()) => removed = true,

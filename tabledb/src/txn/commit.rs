@@ -96,6 +96,14 @@ pub(crate) fn commit_group(
             group_log_bytes = 0;
             next = working(&shared.current.load_full());
             w = Writer::new(next.seq.0);
+            // The entry just appended counts against the log buffer's limit like any commit.
+            if let Err(e) = shared.check_commit() {
+                for _ in std::iter::once(tx).chain(txs.by_ref()) {
+                    shared.stats.count_abort();
+                    results.push(Err(e.clone()));
+                }
+                break;
+            }
         }
         match check(&tx, &stages, &next, &shared.config) {
             Ok(()) => {
