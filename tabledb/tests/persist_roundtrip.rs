@@ -66,7 +66,7 @@ fn records_rewritten_by_add_field_survive_reopen() {
         }
         db.delete(t, RecordId(5)).unwrap();
         db.add_field("player", &FieldDef::new("level", "u16")).unwrap();
-        db.create_record("player", &vec![0u8; 12]).unwrap();
+        db.create_record("player", &[0u8; 12]).unwrap();
         db.delete_record("player", RecordId(6)).unwrap();
         expect = next_id(&db, "player");
         recs = db
