@@ -378,7 +378,8 @@ impl Database {
     /// stops — that transaction gets the conflict, and the ones after it are returned
     /// unattempted, so the caller can retry in order. A group whose log entry would pass the
     /// limit of one (see [`PersistOptions::wal_buffer_max_bytes`]) is published as several
-    /// snapshots and log entries, in the same order. Does not wait for durability (see
+    /// snapshots and log entries, in the same order. A transaction begun on another database
+    /// is refused with [`Error::ForeignTransaction`]. Does not wait for durability (see
     /// [`sync`](Self::sync)).
     pub fn commit_group(&self, txs: Vec<Transaction>) -> (Vec<Result<crate::CommitInfo>>, Vec<Transaction>) {
         crate::txn::commit::commit_group(&self.shared, txs)

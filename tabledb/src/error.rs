@@ -33,6 +33,8 @@ pub enum Error {
     Persistence(String),
     #[error("the database is read-only after a write failure: {0}")]
     WritesStopped(String),
+    #[error("the transaction was begun on another database")]
+    ForeignTransaction,
 }
 
 /// What kind of failure an error is, for callers that map errors to statuses.
@@ -64,7 +66,7 @@ impl Error {
             | Error::Conflict { .. }
             | Error::Constraint { .. }
             | Error::SchemaMismatch { .. } => ErrorKind::Conflict,
-            Error::Schema(_) | Error::Type(_) => ErrorKind::BadInput,
+            Error::Schema(_) | Error::Type(_) | Error::ForeignTransaction => ErrorKind::BadInput,
             Error::LimitReached { .. } => ErrorKind::Limit,
             Error::Persistence(_) | Error::WritesStopped(_) => ErrorKind::Unavailable,
         }
@@ -94,6 +96,7 @@ impl Error {
             Error::Constraint { .. } => "constraint_violation",
             Error::Persistence(_) => "persistence_error",
             Error::WritesStopped(_) => "writes_stopped",
+            Error::ForeignTransaction => "foreign_transaction",
         }
     }
 

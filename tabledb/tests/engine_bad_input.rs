@@ -589,3 +589,26 @@ fn a_typed_handle_is_refused_after_its_table_changed() {
     assert_eq!(db.snapshot().get(fresh, RecordId(1)), Some(&item(0)));
     assert_eq!(db.snapshot().get(items, RecordId(1)), Some(&item(0)));
 }
+
+#[test]
+fn a_transaction_of_another_database_is_refused_by_a_group_commit() {
+    let (db, items) = setup();
+    let other = Database::new();
+    let theirs = other.create_table::<Item>().unwrap();
+    let mut foreign = other.begin();
+    foreign.insert(theirs, &item(77)).unwrap();
+    let mut own = db.begin();
+    own.insert(items, &item(78)).unwrap();
+    let before = state(&db);
+    let (results, rest) = db.commit_group(vec![foreign, own]);
+    assert!(rest.is_empty());
+    assert!(matches!(results[0], Err(Error::ForeignTransaction)), "{:?}", results[0]);
+    assert!(results[1].is_ok(), "the group goes on: {:?}", results[1]);
+    let after = state(&db);
+    assert_ne!(after, before);
+    assert!(
+        db.snapshot().table(items).unwrap().iter().all(|(_, r)| r.qty != 77),
+        "nothing of the foreign one is applied"
+    );
+    assert_eq!(other.snapshot().len(theirs).unwrap(), 0);
+}

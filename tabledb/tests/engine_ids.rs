@@ -126,6 +126,27 @@ fn ordinary_and_deterministic_transactions_never_give_one_id_to_two_records() {
 }
 
 #[test]
+fn an_id_a_deterministic_commit_used_is_not_given_again_after_its_record_is_deleted() {
+    for compact in [false, true] {
+        let db = Database::new();
+        let t = db.create_table::<Item>().unwrap();
+        let mut ordinary = db.begin();
+        let mut deterministic = db.begin_deterministic();
+        assert_eq!(insert_all(&mut ordinary, t, &[1]), vec![1]);
+        assert_eq!(insert_all(&mut deterministic, t, &[2]), vec![1]);
+        deterministic.commit().unwrap();
+        if compact {
+            delete_and_compact(&db, t, &[1]);
+        } else {
+            db.delete(t, RecordId(1)).unwrap();
+        }
+        let err = ordinary.commit().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "compact {compact}: {err}");
+        assert_eq!(values(&db, t), vec![], "compact {compact}");
+    }
+}
+
+#[test]
 fn the_next_id_survives_a_restart_with_and_without_a_checkpoint() {
     for checkpoint in [false, true] {
         let dir = tempfile::tempdir().unwrap();

@@ -160,6 +160,27 @@ fn par_updates_in_one_transaction_stack_and_leave_unchanged_pages_shared() {
 }
 
 #[test]
+fn par_update_changes_a_record_staged_by_a_partial_update_once() {
+    let db = Database::new();
+    let players = db.create_table::<Player>().unwrap();
+    let id = db.insert(players, &player(0)).unwrap();
+    let other = db.insert(players, &player(1)).unwrap();
+    let mut tx = db.begin();
+    tx.set(players, id, Player::LEVEL, 5).unwrap();
+    tx.par_update(players, |_, p| p.hp += 1).unwrap();
+    tx.set(players, other, Player::LEVEL, 7).unwrap();
+    tx.par_update(players, |_, p| p.hp += 10).unwrap();
+    let seen = *tx.get(players, id).unwrap().unwrap();
+    assert_eq!((seen.hp, seen.level), (100 + 11, 5), "the transaction's own view");
+    tx.commit().unwrap();
+    let snap = db.snapshot();
+    let p = snap.get(players, id).unwrap();
+    assert_eq!((p.hp, p.level), (100 + 11, 5), "the committed record");
+    let p = snap.get(players, other).unwrap();
+    assert_eq!((p.hp, p.level), (101 + 11, 7));
+}
+
+#[test]
 fn relations_are_enforced_on_every_write() {
     use tabledb::schema::FieldDef;
     let db = Database::new();

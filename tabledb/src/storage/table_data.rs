@@ -96,6 +96,11 @@ pub struct TableData {
     /// Transactions begun with [`Database::begin_deterministic`](crate::Database::begin_deterministic)
     /// number their new records from here.
     pub next_id: u64,
+    /// `next_id` right after the latest commit of a deterministic transaction that numbered
+    /// records in this table (0 before any). An id the shared counter handed out before such
+    /// a commit may have been used by it; commit validation uses this to refuse a second
+    /// record with that id. Not persisted: no transaction outlives the process.
+    pub det_next_id: u64,
     /// Bumped by every schema change of this table; a transaction that started before one
     /// cannot commit into the table.
     pub version: u64,
@@ -117,6 +122,7 @@ impl TableData {
             end_pos: 0,
             ids: IdAllocator::new(1),
             next_id: 1,
+            det_next_id: 0,
             version,
             changed_at: version,
         }
@@ -365,6 +371,7 @@ impl TableData {
         });
         out.end_pos = out.end_pos.max(self.end_pos);
         out.next_id = out.next_id.max(self.next_id);
+        out.det_next_id = self.det_next_id;
         out
     }
 

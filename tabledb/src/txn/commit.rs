@@ -78,6 +78,11 @@ pub(crate) fn commit_group(
     let mut rest = Vec::new();
     let mut txs = txs.into_iter();
     while let Some(mut tx) = txs.next() {
+        if !Arc::ptr_eq(&tx.shared, shared) {
+            shared.stats.count_abort();
+            results.push(Err(Error::ForeignTransaction));
+            continue;
+        }
         let mut stages = std::mem::take(&mut tx.stages);
         stages.retain(|s| !s.changes.is_empty() || !s.replaced.is_empty());
         if stages.is_empty() {
@@ -226,8 +231,15 @@ fn check(tx: &Transaction, stages: &[TableStage], current: &Snapshot, config: &c
                         "the record was deleted by another commit"
                     }
                     // Only a deterministic commit can have used an id handed out by the
-                    // shared counter.
-                    ChangeKind::Insert if c.id.0 < now.next_id && now.is_live(c.id) => {
+                    // shared counter: one that committed since this transaction began (else
+                    // the counter would have been past its ids) and stored ids up to this one
+                    // or beyond, even if the record is deleted or compacted away by now.
+                    ChangeKind::Insert
+                        if c.id.0 < now.next_id
+                            && (now.is_live(c.id)
+                                || (now.det_next_id != stage.base.det_next_id
+                                    && c.id.0 < now.det_next_id)) =>
+                    {
                         "another commit created a record with the id this transaction gave its new record"
                     }
                     _ => continue,
@@ -351,6 +363,7 @@ pub(crate) fn apply(
         if stage.ids_taken > 0 {
             // The shared counter must not hand out the ids this commit used.
             table.ids.advance_to(table.next_id);
+            table.det_next_id = table.next_id;
         }
         table.changed_at = seq;
         stored_bytes = stored_bytes - table_bytes(now) + table_bytes(&table);

@@ -510,6 +510,10 @@ impl Transaction {
             let record = unsafe { &mut *bytes.as_mut_ptr().cast::<T>() };
             f(id, record);
         };
+        // Staged records are changed in place below. Those staged by partial updates get their
+        // other fields from the pages first, before the copies made here replace the pages
+        // (which would give them `f`'s changes twice).
+        let staged = self.stages[i].staged_records_mut();
         let changed_pages: Vec<(u64, PageSlot)> = {
             let replaced = &self.stages[i].replaced;
             // Each task takes a few whole leaves of the tree and copies their pages.
@@ -538,7 +542,7 @@ impl Transaction {
             // and no longer in the map.
             unsafe { free_page(&old, rs) };
         });
-        for (id, slot) in stage.staged_records_mut() {
+        for (id, slot) in staged {
             apply(id, stage.staged_bytes_mut(slot));
         }
         Ok(stage.live())
