@@ -419,7 +419,14 @@ impl Database {
                 return Err(e);
             }
         };
-        let stored_bytes = d.tables.iter().map(|t| table_bytes(t)).sum();
+        // Rewritten tables can take more bytes (wider records); the database byte limit holds
+        // for them too, unless the change shrinks the total.
+        let stored_bytes: u64 = d.tables.iter().map(|t| table_bytes(t)).sum();
+        let limit = self.shared.config.max_database_bytes;
+        if stored_bytes > limit && stored_bytes > current.stored_bytes {
+            d.discard();
+            return Err(Error::LimitReached { what: "database bytes", limit });
+        }
         let next = Snapshot {
             seq: CommitSeq(current.seq.0 + 1),
             catalog: Arc::new(std::mem::take(&mut d.catalog)),
@@ -575,13 +582,6 @@ impl Database {
             schema.add_field(&field.name, layout)?;
             let rebuilt = rewrite(&data, schema, d.current.seq, &mut d.w);
             d.replace(rebuilt, true);
-            // Wider records take more bytes; the database byte limit holds for them too (on
-            // error, `ddl` frees the rebuilt table).
-            let limit = self.shared.config.max_database_bytes;
-            let bytes: u64 = d.tables.iter().map(|t| table_bytes(t)).sum();
-            if bytes > limit && bytes > d.current.stored_bytes {
-                return Err(Error::LimitReached { what: "database bytes", limit });
-            }
             Ok(())
         })
     }

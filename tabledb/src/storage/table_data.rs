@@ -369,6 +369,23 @@ impl TableData {
             convert(old, &mut buf);
             out.insert(w, id, &buf);
         });
+        // Inserting gave the positions below each record a zeroed slot; keep only the live
+        // ones, as compaction does, so that a table with holes (deleted and compacted away,
+        // or never committed) does not grow.
+        let rs = out.geom.record_size;
+        let mut holes = Vec::new();
+        out.tree.for_each(&mut |index, page| {
+            if page.live_count() < page.len() {
+                holes.push((index, *page));
+            }
+        });
+        for (index, page) in holes {
+            if let Some(c) = compacted(&page, rs) {
+                out.stored -= (page.len() - c.len()) as u64;
+                // The dense page was made for this writer, so replacing it frees it.
+                out.tree.put_page(index, c, rs, w);
+            }
+        }
         out.end_pos = out.end_pos.max(self.end_pos);
         out.next_id = out.next_id.max(self.next_id);
         out.det_next_id = self.det_next_id;
