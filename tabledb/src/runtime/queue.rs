@@ -83,11 +83,16 @@ impl Queue {
 
     /// Queues a request, or gives it back with the reason it was refused (the queue is full,
     /// or closed). Never blocks beyond the queue's short lock.
+    ///
+    /// `closed` is read under the lanes lock, which `close` holds while it sets the flag and
+    /// drains: an entry is either queued before `close` (and then returned by it, to be
+    /// answered) or refused, never left behind in a closed queue.
     pub fn push(&self, job: Job, reply: Reply) -> Result<(), (ProcError, Reply)> {
+        let mut lanes = self.lanes();
         if self.closed.load(Ordering::Acquire) {
+            drop(lanes);
             return Err((ProcError::ShuttingDown, reply));
         }
-        let mut lanes = self.lanes();
         if self.len.load(Ordering::Relaxed) >= self.capacity {
             drop(lanes);
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -118,8 +123,9 @@ impl Queue {
 
     /// Refuses new requests from now on and returns everything still queued.
     pub fn close(&self) -> Vec<Entry> {
-        self.closed.store(true, Ordering::Release);
         let mut lanes = self.lanes();
+        // Set under the lock (see `push`): after this, no entry can be added.
+        self.closed.store(true, Ordering::Release);
         let mut out: Vec<Entry> = lanes.ddl.drain(..).collect();
         out.extend(lanes.dml.drain(..));
         self.len.fetch_sub(out.len(), Ordering::Relaxed);
