@@ -1,18 +1,25 @@
-//! The tick loop around shutdown: every accepted request is answered exactly once, also
-//! while shutdown starts.
+//! The tick loop against program mistakes and races: a panicking write or schema-change
+//! closure ends only its own request, and every accepted request is answered exactly once,
+//! also while shutdown starts.
 //!
-//! Every wait is bounded: loops with a deadline.
+//! Every wait is bounded: replies are awaited with `recv_timeout`, loops with a deadline.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use tabledb::Database;
 use tabledb::procedure::{ProcCtx, ProcError, Procedure, ProcedureRegistry};
 use tabledb::runtime::{Job, Reply, Runtime, RuntimeConfig};
+use tabledb::{Database, Table};
 
 const WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Table, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct Item {
+    n: i64,
+}
 
 fn config() -> RuntimeConfig {
     RuntimeConfig { worker_threads: Some(2), ..RuntimeConfig::default() }
@@ -26,6 +33,113 @@ fn registry() -> ProcedureRegistry {
     ProcedureRegistry::new()
         .with(Procedure { name: "one", params: &[], doc: "", timeout: None, invoke: one })
         .unwrap()
+}
+
+/// A reply that sends the outcome on a channel, and the receiving end.
+fn reply() -> (Reply, mpsc::Receiver<Result<Value, ProcError>>) {
+    let (tx, rx) = mpsc::channel();
+    (
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+        rx,
+    )
+}
+
+#[test]
+fn a_panicking_write_closure_ends_only_its_request() {
+    let db = Database::new();
+    let items = db.create_table::<Item>().unwrap();
+    let rt = Runtime::start(db.clone(), registry(), config()).unwrap();
+    let h = rt.handle();
+
+    // Requests queued behind the panicking one, in the same tick: all are answered.
+    let (boom, boom_rx) = reply();
+    h.submit(
+        Job::Write(Box::new(move |tx| {
+            tx.insert(items, &Item { n: 1 })?;
+            panic!("a bug in a write closure");
+        })),
+        boom,
+    )
+    .unwrap();
+    let behind: Vec<_> = (0..5i64)
+        .map(|i| {
+            let (r, rx) = reply();
+            h.submit(
+                Job::Write(Box::new(move |tx| {
+                    tx.insert(items, &Item { n: 10 + i })?;
+                    Ok(json!(i))
+                })),
+                r,
+            )
+            .unwrap();
+            rx
+        })
+        .collect();
+    let (call, call_rx) = reply();
+    h.submit(Job::Call { name: "one".into(), args: json!({}) }, call).unwrap();
+
+    assert_eq!(
+        boom_rx.recv_timeout(WAIT).expect("the panicking write is answered"),
+        Err(ProcError::Panicked { procedure: "write".into() })
+    );
+    for (i, rx) in behind.iter().enumerate() {
+        assert_eq!(rx.recv_timeout(WAIT).expect("a write queued behind it is answered"), Ok(json!(i)));
+    }
+    assert_eq!(call_rx.recv_timeout(WAIT).expect("a call queued behind it is answered"), Ok(json!(1)));
+
+    // Only the panicking write's transaction was discarded.
+    let snap = db.snapshot();
+    let mut ns: Vec<i64> = snap.table(items).unwrap().iter().map(|(_, item)| item.n).collect();
+    ns.sort();
+    assert_eq!(ns, [10, 11, 12, 13, 14]);
+
+    // Counted, and the loop goes on ticking and serving.
+    let m = h.metrics();
+    assert_eq!(m.requests_panicked, 1);
+    assert_eq!(m.procedures_panicked, 0);
+    let ticks = m.ticks;
+    assert_eq!(h.write(|_tx| Ok(json!(7)), WAIT), Ok(json!(7)));
+    let deadline = Instant::now() + WAIT;
+    while h.metrics().ticks < ticks + 3 {
+        assert!(Instant::now() < deadline, "the tick loop stopped ticking");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!h.is_stopping());
+    rt.shutdown();
+}
+
+#[test]
+fn a_panicking_schema_change_closure_ends_only_its_request() {
+    let db = Database::new();
+    let rt = Runtime::start(db.clone(), registry(), config()).unwrap();
+    let h = rt.handle();
+
+    let (boom, boom_rx) = reply();
+    h.submit(Job::Ddl(Box::new(|_db| panic!("a bug in a schema change"))), boom).unwrap();
+    let (next, next_rx) = reply();
+    h.submit(
+        Job::Ddl(Box::new(|db| {
+            db.create_table::<Item>()?;
+            Ok(json!("created"))
+        })),
+        next,
+    )
+    .unwrap();
+    let (write, write_rx) = reply();
+    h.submit(Job::Write(Box::new(|_tx| Ok(json!("written")))), write).unwrap();
+
+    assert_eq!(
+        boom_rx.recv_timeout(WAIT).expect("the panicking schema change is answered"),
+        Err(ProcError::Panicked { procedure: "schema change".into() })
+    );
+    assert_eq!(next_rx.recv_timeout(WAIT).expect("the next schema change is answered"), Ok(json!("created")));
+    assert_eq!(write_rx.recv_timeout(WAIT).expect("the write is answered"), Ok(json!("written")));
+    assert!(db.snapshot().table_id("item").is_some());
+    assert_eq!(h.metrics().requests_panicked, 1);
+    assert_eq!(h.call("one", json!({}), WAIT), Ok(json!(1)));
+    rt.shutdown();
 }
 
 /// `submit` returning Ok promises exactly one reply. Submitters race `shutdown()`; each

@@ -25,6 +25,7 @@ pub(crate) struct Metrics {
     pub procedures_retried: AtomicU64,
     pub procedures_timed_out: AtomicU64,
     pub procedures_panicked: AtomicU64,
+    pub requests_panicked: AtomicU64,
     pub flush_failures: AtomicU64,
     pub checkpoints_started: AtomicU64,
     pub checkpoint_failures: AtomicU64,
@@ -86,6 +87,9 @@ pub struct MetricsSnapshot {
     pub procedures_retried: u64,
     pub procedures_timed_out: u64,
     pub procedures_panicked: u64,
+    /// Writes and schema changes whose closure panicked (answered with
+    /// `ProcError::Panicked`; the tick loop goes on).
+    pub requests_panicked: u64,
     /// Procedure calls running or waiting to commit.
     pub calls_in_flight: usize,
     pub commit_conflicts: u64,
@@ -118,6 +122,7 @@ impl Metrics {
             procedures_retried: get(&self.procedures_retried),
             procedures_timed_out: get(&self.procedures_timed_out),
             procedures_panicked: get(&self.procedures_panicked),
+            requests_panicked: get(&self.requests_panicked),
             flush_failures: get(&self.flush_failures),
             checkpoints_started: get(&self.checkpoints_started),
             checkpoint_failures: get(&self.checkpoint_failures),

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::Core;
 use super::queue::{Entry, Job, Reply};
 use crate::persist::Durability;
-use crate::procedure::{ProcError, Procedure, into_object};
+use crate::procedure::{ProcError, Procedure, into_object, panic_message};
 use crate::txn::Transaction;
 
 /// Calls one task of the worker pool runs at most, one after another.
@@ -29,6 +29,22 @@ const MIN_COMMIT_GROUP: usize = 8;
 /// a run, and under contention (many calls touching the same records) nearly every call is
 /// retried once.
 const INLINE_RETRY_MAX: Duration = Duration::from_micros(500);
+
+/// What a panicking write closure is called in its error (`ProcError::Panicked`).
+const WRITE: &str = "write";
+/// What a panicking schema-change closure is called in its error.
+const DDL: &str = "schema change";
+
+/// Runs a request's closure (program code, on the tick thread), turning a panic into the error
+/// a panicking procedure gets, logged and counted, so that the tick loop goes on.
+fn catch_panic<R>(core: &Core, what: &'static str, f: impl FnOnce() -> R) -> Result<R, ProcError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let message = panic_message(&*payload);
+        tracing::error!(request = what, panic = %message, "request closure panicked; its transaction is discarded");
+        core.metrics.requests_panicked.fetch_add(1, Ordering::Relaxed);
+        ProcError::Panicked { procedure: what.to_owned() }
+    })
+}
 
 /// Runs one call in its own transaction (uncommitted), numbering new records from its start
 /// snapshot so that ids follow the commit order; returns how long the run took too.
@@ -180,12 +196,23 @@ impl Loop {
             Job::Ddl(f) => {
                 core.metrics.ddl.fetch_add(1, Ordering::Relaxed);
                 // Schema changes are durable when they return (schema.json is written first).
-                (entry.reply)(f(&core.db).map_err(ProcError::Db));
+                // A panic ends only this request; what the closure changed before it stays.
+                let result = match catch_panic(core, DDL, || f(&core.db)) {
+                    Ok(r) => r.map_err(ProcError::Db),
+                    Err(e) => Err(e),
+                };
+                (entry.reply)(result);
             }
             Job::Write(f) => {
                 core.metrics.writes.fetch_add(1, Ordering::Relaxed);
                 let mut tx = core.db.begin_deterministic();
-                match f(&mut tx).and_then(|v| tx.commit_no_wait().map(|info| (v, info))) {
+                // A panic discards the transaction (dropped uncommitted) and ends only this
+                // request.
+                let written = match catch_panic(core, WRITE, || f(&mut tx)) {
+                    Ok(r) => r,
+                    Err(e) => return (entry.reply)(Err(e)),
+                };
+                match written.and_then(|v| tx.commit_no_wait().map(|info| (v, info))) {
                     Ok((value, info)) if !info.read_only => self.acknowledge(info.seq.0, value, entry.reply),
                     Ok((value, _)) => (entry.reply)(Ok(value)),
                     Err(e) => (entry.reply)(Err(ProcError::Db(e))),
