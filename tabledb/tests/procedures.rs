@@ -489,3 +489,26 @@ fn custom_parameter_types_compose_with_vec() {
         "{err:?}"
     );
 }
+
+/// A timeout too long to be a deadline (a hand-built `Procedure`; `#[procedure(timeout_ms)]`
+/// allows at most an hour) means no deadline in `Procedure::call`, and a registry refuses it.
+#[test]
+fn a_procedure_timeout_too_long_for_a_deadline_does_not_panic_and_is_not_registered() {
+    let long = Procedure { timeout: Some(Duration::MAX), ..whoami::procedure() };
+    let (db, _) = bank(&[]);
+    assert_eq!(long.call(&db, Value::Null, 1).unwrap(), json!(["who_am_i", false]));
+
+    let mut registry = ProcedureRegistry::new();
+    for timeout in
+        [Duration::MAX, tabledb::procedure::MAX_PROCEDURE_TIMEOUT + Duration::from_nanos(1), Duration::ZERO]
+    {
+        let err = registry.register(Procedure { timeout: Some(timeout), ..whoami::procedure() }).unwrap_err();
+        assert!(matches!(&err, ProcError::Registration(m) if m.contains("timeout")), "{err:?}");
+    }
+    registry
+        .register(Procedure {
+            timeout: Some(tabledb::procedure::MAX_PROCEDURE_TIMEOUT),
+            ..whoami::procedure()
+        })
+        .unwrap();
+}

@@ -1,6 +1,6 @@
 //! The tick loop against program mistakes and races: a panicking write or schema-change
-//! closure ends only its own request, and every accepted request is answered exactly once,
-//! also while shutdown starts.
+//! closure ends only its own request, every accepted request is answered exactly once even
+//! while shutdown starts, and timeouts too long to be a deadline are refused up front.
 //!
 //! Every wait is bounded: replies are awaited with `recv_timeout`, loops with a deadline.
 
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use tabledb::procedure::{ProcCtx, ProcError, Procedure, ProcedureRegistry};
-use tabledb::runtime::{Job, Reply, Runtime, RuntimeConfig};
+use tabledb::runtime::{ConfigError, Job, MAX_PROCEDURE_TIMEOUT, Reply, Runtime, RuntimeConfig, StartError};
 use tabledb::{Database, Table};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -204,4 +204,31 @@ fn every_request_accepted_while_shutdown_starts_is_answered_once() {
             );
         }
     }
+}
+
+#[test]
+fn a_procedure_timeout_beyond_the_maximum_is_refused_by_validate() {
+    for timeout in
+        [Duration::MAX, MAX_PROCEDURE_TIMEOUT + Duration::from_nanos(1), Duration::from_secs(u64::MAX)]
+    {
+        let cfg = RuntimeConfig { procedure_timeout: timeout, ..config() };
+        let expected =
+            ConfigError::TooLarge { what: "procedure_timeout", value: timeout, max: MAX_PROCEDURE_TIMEOUT };
+        assert_eq!(cfg.validate(), Err(expected.clone()));
+        assert!(expected.to_string().contains("procedure_timeout"), "{expected}");
+        match Runtime::start(Database::new(), registry(), cfg) {
+            Err(StartError::Config(e)) => assert_eq!(e, expected),
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+    assert_eq!(MAX_PROCEDURE_TIMEOUT, Duration::from_secs(3600));
+
+    // The maximum itself is accepted, and calls under it are served.
+    let cfg = RuntimeConfig { procedure_timeout: MAX_PROCEDURE_TIMEOUT, ..config() };
+    assert_eq!(cfg.validate(), Ok(()));
+    let rt = Runtime::start(Database::new(), registry(), cfg).unwrap();
+    let h = rt.handle();
+    assert_eq!(h.call("one", json!({}), WAIT), Ok(json!(1)));
+    assert_eq!(h.write(|_tx| Ok(json!(2)), WAIT), Ok(json!(2)));
+    rt.shutdown();
 }

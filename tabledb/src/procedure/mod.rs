@@ -109,6 +109,10 @@ pub struct ParamInfo {
 /// The function generated for a procedure: parameters from a JSON object, result as JSON.
 pub type Invoke = fn(&mut ProcCtx<'_>, Map<String, Value>) -> Result<Value, ProcError>;
 
+/// The longest timeout a procedure may have (one hour, as `#[procedure(timeout_ms)]` allows):
+/// a call holds its transaction open for its whole run.
+pub const MAX_PROCEDURE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
 /// A registered procedure.
 #[derive(Debug, Clone, Copy)]
 pub struct Procedure {
@@ -117,7 +121,7 @@ pub struct Procedure {
     /// The documentation of the function.
     pub doc: &'static str,
     /// How long one call may take (from `#[procedure(timeout_ms = N)]`); the runtime's default
-    /// applies otherwise.
+    /// applies otherwise. A registry accepts 1 ns to [`MAX_PROCEDURE_TIMEOUT`].
     pub timeout: Option<Duration>,
     pub invoke: Invoke,
 }
@@ -145,7 +149,8 @@ impl Procedure {
         let mut last = None;
         for _ in 0..attempts.max(1) {
             let mut tx = db.begin();
-            let deadline = self.timeout.map(|t| Instant::now() + t);
+            // A timeout too long to be represented as an instant is no deadline at all.
+            let deadline = self.timeout.and_then(|t| Instant::now().checked_add(t));
             let out = self.run(&mut tx, args.clone(), deadline)?;
             match tx.commit() {
                 Ok(_) => return Ok(out),
@@ -336,6 +341,14 @@ impl ProcedureRegistry {
         if self.procedures.contains_key(procedure.name) {
             return Err(ProcError::Registration(format!(
                 "procedure `{}` is already registered",
+                procedure.name
+            )));
+        }
+        if let Some(t) = procedure.timeout
+            && (t.is_zero() || t > MAX_PROCEDURE_TIMEOUT)
+        {
+            return Err(ProcError::Registration(format!(
+                "procedure `{}`: timeout {t:?} is outside 1ns..={MAX_PROCEDURE_TIMEOUT:?}",
                 procedure.name
             )));
         }

@@ -5,6 +5,11 @@ use std::time::Duration;
 /// The tick rates the runtime accepts.
 pub const TICK_HZ_RANGE: std::ops::RangeInclusive<u32> = 15..=120;
 
+/// The longest `procedure_timeout` accepted (one hour, the bound of `#[procedure(timeout_ms)]`
+/// too): a call holds its transaction open for its whole run, and a longer value is more
+/// likely a unit mistake than a plan.
+pub const MAX_PROCEDURE_TIMEOUT: Duration = crate::procedure::MAX_PROCEDURE_TIMEOUT;
+
 /// How the runtime schedules work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
@@ -24,7 +29,8 @@ pub struct RuntimeConfig {
     pub flush_interval_ticks: u32,
     /// Attempts of a procedure call that conflicts, in all, before it fails with a conflict.
     pub procedure_attempts: u32,
-    /// How long a procedure call may take unless the procedure sets its own timeout.
+    /// How long a procedure call may take unless the procedure sets its own timeout; at most
+    /// [`MAX_PROCEDURE_TIMEOUT`].
     pub procedure_timeout: Duration,
     /// Procedure calls running or waiting to commit at most (beyond that, calls wait in the
     /// queue).
@@ -65,6 +71,8 @@ pub enum ConfigError {
     Zero { what: &'static str },
     #[error("queue capacity {hz} Hz x 100 overflows")]
     QueueOverflow { hz: u32 },
+    #[error("{what} {value:?} is above the maximum of {max:?}")]
+    TooLarge { what: &'static str, value: Duration, max: Duration },
 }
 
 impl RuntimeConfig {
@@ -99,6 +107,13 @@ impl RuntimeConfig {
         }
         if self.procedure_timeout.is_zero() {
             return Err(ConfigError::Zero { what: "procedure_timeout" });
+        }
+        if self.procedure_timeout > MAX_PROCEDURE_TIMEOUT {
+            return Err(ConfigError::TooLarge {
+                what: "procedure_timeout",
+                value: self.procedure_timeout,
+                max: MAX_PROCEDURE_TIMEOUT,
+            });
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use config::{ConfigError, RuntimeConfig, TICK_HZ_RANGE};
+pub use config::{ConfigError, MAX_PROCEDURE_TIMEOUT, RuntimeConfig, TICK_HZ_RANGE};
 pub use metrics::{MetricsSnapshot, TICK_BUCKETS_US};
 pub use queue::{DdlFn, Job, Reply, WriteFn};
 

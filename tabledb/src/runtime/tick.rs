@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::Core;
 use super::queue::{Entry, Job, Reply};
 use crate::persist::Durability;
-use crate::procedure::{ProcError, Procedure, into_object, panic_message};
+use crate::procedure::{MAX_PROCEDURE_TIMEOUT, ProcError, Procedure, into_object, panic_message};
 use crate::txn::Transaction;
 
 /// Calls one task of the worker pool runs at most, one after another.
@@ -227,13 +227,16 @@ impl Loop {
                     Ok(a) => a,
                     Err(e) => return (entry.reply)(Err(e)),
                 };
-                let timeout = procedure.timeout.unwrap_or(core.config.procedure_timeout);
+                // Both bounded by MAX_PROCEDURE_TIMEOUT (the registry and the configuration
+                // check them); clamped again so that no duration can overflow the instant.
+                let timeout =
+                    procedure.timeout.unwrap_or(core.config.procedure_timeout).min(MAX_PROCEDURE_TIMEOUT);
                 self.calls.push_back(Call {
                     no: self.next_no,
                     procedure,
                     args: Arc::new(args),
                     reply: entry.reply,
-                    deadline: entry.queued_at + timeout,
+                    deadline: entry.queued_at.checked_add(timeout).unwrap_or(entry.queued_at),
                     attempts: 0,
                     last_run: Duration::ZERO,
                     state: State::Waiting,
