@@ -490,6 +490,120 @@ fn custom_parameter_types_compose_with_vec() {
     );
 }
 
+// ---- parameter ranges: what a parameter's JSON schema promises is what the call gets ----
+
+#[procedure]
+fn echo_f32(
+    _ctx: &mut ProcCtx<'_>,
+    x: f32,
+    more: Option<f32>,
+    list: Vec<f32>,
+) -> Result<Vec<f32>, tabledb::Error> {
+    Ok([x].into_iter().chain(more).chain(list).collect())
+}
+
+#[procedure]
+fn echo_ids(
+    _ctx: &mut ProcCtx<'_>,
+    id: RecordId,
+    other: Option<RecordId>,
+    list: Vec<RecordId>,
+) -> Result<Vec<u64>, tabledb::Error> {
+    Ok([id].into_iter().chain(other).chain(list).map(|id| id.0).collect())
+}
+
+#[procedure]
+fn echo_ints(
+    _ctx: &mut ProcCtx<'_>,
+    a: u8,
+    b: i16,
+    c: u32,
+    d: i64,
+    e: u64,
+    f: f64,
+) -> Result<Value, tabledb::Error> {
+    Ok(json!([a, b, c, d, e, f]))
+}
+
+/// The parameter a call was refused for, with the message.
+fn refused(r: Result<Value, ProcError>) -> (String, String) {
+    match r {
+        Err(ProcError::BadParams { param, message }) => (param, message),
+        other => panic!("expected BadParams, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_f32_parameter_out_of_range_is_refused_not_made_infinite() {
+    let db = Database::new();
+    let p = echo_f32::procedure();
+    let call = |args: Value| p.call(&db, args, 1);
+    for too_big in [1e39, -1e39, f64::MAX, 3.5e38] {
+        let (param, message) = refused(call(json!({ "x": too_big, "list": [] })));
+        assert_eq!(param, "x", "{too_big}");
+        assert!(message.contains("out of range for f32"), "{message}");
+    }
+    assert_eq!(refused(call(json!({ "x": 1, "more": 1e39, "list": [] }))).0, "more");
+    let (param, message) = refused(call(json!({ "x": 1, "list": [1, 2, 1e39] })));
+    assert_eq!(param, "list");
+    assert!(message.contains("item 2") && message.contains("out of range for f32"), "{message}");
+
+    // In range: rounded to the nearest f32, the extremes included; tiny values round to zero.
+    let max = f64::from(f32::MAX);
+    assert_eq!(
+        call(json!({ "x": max, "more": -max, "list": [0.5, 1e-50, 16_777_217] })).unwrap(),
+        json!([f32::MAX, -f32::MAX, 0.5, 0.0, 16_777_216.0])
+    );
+    assert_eq!(call(json!({ "x": 2, "more": null, "list": [] })).unwrap(), json!([2.0]));
+    // A value of the wrong type is still refused as before.
+    assert_eq!(refused(call(json!({ "x": "1", "list": [] }))).0, "x");
+    assert_eq!(refused(call(json!({ "x": 1, "list": 1 }))).0, "list");
+}
+
+#[test]
+fn a_record_id_parameter_of_zero_is_refused() {
+    let db = Database::new();
+    let p = echo_ids::procedure();
+    assert_eq!((p.params[0].schema)()["minimum"], json!(1));
+    let call = |args: Value| p.call(&db, args, 1);
+    let (param, message) = refused(call(json!({ "id": 0, "list": [] })));
+    assert_eq!(param, "id");
+    assert!(message.contains("start at 1"), "{message}");
+    assert_eq!(refused(call(json!({ "id": 1, "other": 0, "list": [] }))).0, "other");
+    let (param, message) = refused(call(json!({ "id": 1, "list": [3, 0] })));
+    assert_eq!(param, "list");
+    assert!(message.contains("item 1"), "{message}");
+    assert_eq!(refused(call(json!({ "id": -1, "list": [] }))).0, "id");
+
+    assert_eq!(
+        call(json!({ "id": 1, "other": u64::MAX, "list": [2, 3] })).unwrap(),
+        json!([1, u64::MAX, 2, 3])
+    );
+    assert_eq!(call(json!({ "id": 5, "list": [] })).unwrap(), json!([5]));
+}
+
+#[test]
+fn integer_parameters_out_of_range_are_refused() {
+    let db = Database::new();
+    let p = echo_ints::procedure();
+    let ok = json!({ "a": 255, "b": -32768, "c": u32::MAX, "d": i64::MIN, "e": u64::MAX, "f": 1e300 });
+    assert_eq!(p.call(&db, ok, 1).unwrap(), json!([255, -32768, u32::MAX, i64::MIN, u64::MAX, 1e300]));
+    for (param, bad) in [
+        ("a", json!(256)),
+        ("a", json!(-1)),
+        ("a", json!(1.5)),
+        ("b", json!(32768)),
+        ("c", json!(u64::from(u32::MAX) + 1)),
+        ("d", json!(u64::MAX)),
+        ("d", json!(1e19)),
+        ("e", json!(-1)),
+    ] {
+        let mut args = object(json!({ "a": 0, "b": 0, "c": 0, "d": 0, "e": 0, "f": 0 }));
+        args.insert(param.to_owned(), bad.clone());
+        assert_eq!(refused(p.call(&db, Value::Object(args), 1)).0, param, "{param} = {bad}");
+    }
+}
+
 /// A timeout too long to be a deadline (a hand-built `Procedure`; `#[procedure(timeout_ms)]`
 /// allows at most an hour) means no deadline in `Procedure::call`, and a registry refuses it.
 #[test]

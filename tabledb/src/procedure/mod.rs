@@ -270,10 +270,10 @@ impl From<Error> for ProcError {
 pub mod __private {
     pub use serde_json::{Map, Value};
 
-    use super::ProcError;
+    use super::{ParamType, ProcError};
 
-    /// Deserializes parameter `name`, or names what is wrong with it.
-    pub fn param<T: serde::de::DeserializeOwned>(
+    /// Reads parameter `name` (see [`ParamType::from_json`]), or names what is wrong with it.
+    pub fn param<T: ParamType>(
         args: &mut Map<String, Value>,
         name: &'static str,
         required: bool,
@@ -285,8 +285,7 @@ pub mod __private {
             }
             None => Value::Null,
         };
-        serde_json::from_value(value)
-            .map_err(|e| ProcError::BadParams { param: name.to_owned(), message: e.to_string() })
+        T::from_json(value).map_err(|message| ProcError::BadParams { param: name.to_owned(), message })
     }
 
     /// Refuses parameters that the procedure does not take.

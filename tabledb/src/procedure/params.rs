@@ -20,6 +20,14 @@ pub trait ParamType: serde::de::DeserializeOwned {
     fn json_schema() -> Value;
     /// False when the parameter may be omitted (`Option<T>`).
     const REQUIRED: bool = true;
+
+    /// The value of a parameter from its JSON, or what is wrong with it. By default, what
+    /// `serde_json` makes of it; types whose range is narrower than their deserialization
+    /// accepts (`f32`, `RecordId`, and `Vec<T>` / `Option<T>` of those) check it here, so that
+    /// a call gets what [`json_schema`](Self::json_schema) promises.
+    fn from_json(value: Value) -> Result<Self, String> {
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
 }
 
 macro_rules! integer {
@@ -37,6 +45,17 @@ integer!(i8, i16, i32, i64, u8, u16, u32, u64);
 impl ParamType for f32 {
     fn json_schema() -> Value {
         json!({ "type": "number", "format": "float" })
+    }
+
+    /// Refuses a number that does not fit an `f32` (serde would make it an infinity); a number
+    /// within range is rounded to the nearest `f32`.
+    fn from_json(value: Value) -> Result<Self, String> {
+        let wide: f64 = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let narrow = wide as f32;
+        if narrow.is_infinite() && wide.is_finite() {
+            return Err(format!("{wide} is out of range for f32"));
+        }
+        Ok(narrow)
     }
 }
 
@@ -68,11 +87,32 @@ impl ParamType for RecordId {
     fn json_schema() -> Value {
         json!({ "type": "integer", "minimum": 1, "description": "a record id" })
     }
+
+    /// Refuses 0: ids start at 1, and 0 never names a record.
+    fn from_json(value: Value) -> Result<Self, String> {
+        let id: RecordId = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        if id.0 == 0 {
+            return Err("record ids start at 1; 0 never names a record".into());
+        }
+        Ok(id)
+    }
 }
 
 impl<T: ParamType> ParamType for Vec<T> {
     fn json_schema() -> Value {
         json!({ "type": "array", "items": T::json_schema() })
+    }
+
+    /// Each item as `T` reads it, naming the first one that is refused.
+    fn from_json(value: Value) -> Result<Self, String> {
+        match value {
+            Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| T::from_json(item).map_err(|e| format!("item {i}: {e}")))
+                .collect(),
+            other => serde_json::from_value(other).map_err(|e| e.to_string()),
+        }
     }
 }
 
@@ -81,6 +121,14 @@ impl<T: ParamType> ParamType for Option<T> {
         T::json_schema()
     }
     const REQUIRED: bool = false;
+
+    /// `null` (or an omitted parameter) is `None`; anything else as `T` reads it.
+    fn from_json(value: Value) -> Result<Self, String> {
+        match value {
+            Value::Null => Ok(None),
+            other => T::from_json(other).map(Some),
+        }
+    }
 }
 
 impl ParamType for Value {
