@@ -1,6 +1,7 @@
 //! The tick loop against program mistakes and races: a panicking write or schema-change
 //! closure ends only its own request, every accepted request is answered exactly once even
-//! while shutdown starts, and timeouts too long to be a deadline are refused up front.
+//! while shutdown starts, a tick thread that dies anyway stops the runtime and answers what is
+//! queued, and timeouts too long to be a deadline are refused up front.
 //!
 //! Every wait is bounded: replies are awaited with `recv_timeout`, loops with a deadline.
 
@@ -231,4 +232,41 @@ fn a_procedure_timeout_beyond_the_maximum_is_refused_by_validate() {
     assert_eq!(h.call("one", json!({}), WAIT), Ok(json!(1)));
     assert_eq!(h.write(|_tx| Ok(json!(2)), WAIT), Ok(json!(2)));
     rt.shutdown();
+}
+
+#[test]
+fn a_tick_thread_that_panics_outside_the_requests_stops_the_runtime_and_answers_the_queue() {
+    let rt = Runtime::start(Database::new(), registry(), config()).unwrap();
+    let h = rt.handle();
+    // The reply itself panics: that is on the tick thread, outside any request's code.
+    let (gate_tx, gate_rx) = mpsc::channel::<()>();
+    h.submit(
+        Job::Write(Box::new(move |_tx| {
+            // Hold the tick until the requests behind this one are queued.
+            gate_rx.recv_timeout(WAIT).expect("the test opens the gate");
+            Ok(Value::Null)
+        })),
+        Box::new(|_| panic!("a reply that panics")),
+    )
+    .unwrap();
+    let queued: Vec<_> = (0..5)
+        .map(|_| {
+            let (r, rx) = reply();
+            h.submit(Job::Write(Box::new(|_tx| Ok(json!(1)))), r).unwrap();
+            rx
+        })
+        .collect();
+    gate_tx.send(()).unwrap();
+    for rx in queued {
+        let answer = rx.recv_timeout(WAIT).expect("every queued request is answered");
+        assert!(matches!(answer, Ok(_) | Err(ProcError::ShuttingDown)), "{answer:?}");
+    }
+    let deadline = Instant::now() + WAIT;
+    while !h.is_stopping() {
+        assert!(Instant::now() < deadline, "the runtime says it stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (r, _rx) = reply();
+    assert!(matches!(h.submit(Job::Write(Box::new(|_tx| Ok(Value::Null))), r), Err(ProcError::ShuttingDown)));
+    drop(rt);
 }

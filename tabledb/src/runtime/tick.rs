@@ -109,7 +109,26 @@ struct Loop {
     wait_for_durability: bool,
 }
 
+/// Stops the runtime when the tick thread unwinds (a panic outside the requests' own code,
+/// such as in a reply): the queue closes, so new requests are refused at once, and every
+/// request still queued is answered instead of waiting forever. Calls in flight and commits
+/// waiting for the log drop their replies, which their callers see as the runtime shutting down.
+struct StopOnUnwind(Arc<Core>);
+
+impl Drop for StopOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("the tick thread panicked; the runtime stops");
+            self.0.stop.store(true, Ordering::Release);
+            for entry in self.0.queue.close() {
+                (entry.reply)(Err(ProcError::ShuttingDown));
+            }
+        }
+    }
+}
+
 pub(super) fn run(core: Arc<Core>) {
+    let _stop_on_unwind = StopOnUnwind(core.clone());
     let (done_tx, done_rx) = mpsc::channel();
     let wait_for_durability = core.db.durability() == Some(Durability::Tick);
     let mut l = Loop {
