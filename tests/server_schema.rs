@@ -223,3 +223,46 @@ fn openapi_lists_every_route() {
     assert!(!doc["paths"].as_object().expect("paths").keys().any(|k| k.starts_with("/rpc/")));
     s.post("/rpc/anything", &json!({})).expect_error(404, Some("unknown_procedure"));
 }
+
+/// A field or member type is bounded in length and in array nesting. A name of a hundred
+/// thousand `[1]` suffixes (300 KB, under the body limit) is refused with a 400 that names the
+/// field and the limit, the server lives on, and a refused request registers no type.
+#[test]
+fn deeply_nested_array_types_are_refused_and_register_nothing() {
+    use tabledb::types::{MAX_ARRAY_DEPTH, MAX_TYPE_NAME_LEN};
+    let s = TestServer::start(&[]);
+    s.post("/tables/base", &json!({ "fields": [{ "name": "v", "type": "u8" }] })).expect(201);
+    let types_before = s.get("/types").expect(200);
+
+    let huge = format!("u8{}", "[1]".repeat(100_000));
+    let too_deep = format!("u8{}", "[1]".repeat(MAX_ARRAY_DEPTH + 1));
+    for ty in [&huge, &too_deep] {
+        let limit = if ty.len() > MAX_TYPE_NAME_LEN { MAX_TYPE_NAME_LEN } else { MAX_ARRAY_DEPTH };
+        let msg = s
+            .post("/tables/t", &json!({ "fields": [{ "name": "deep", "type": ty }] }))
+            .expect_error(400, None);
+        assert!(msg.contains("`deep`") && msg.contains(&limit.to_string()), "{msg}");
+        assert!(msg.len() < 400, "the message does not echo the type name: {} bytes", msg.len());
+        let msg =
+            s.post("/tables/base/fields", &json!({ "name": "deep", "type": ty })).expect_error(400, None);
+        assert!(msg.contains("`deep`") && msg.contains(&limit.to_string()), "{msg}");
+        let msg = s
+            .post("/types", &json!({ "name": "nest", "members": [{ "name": "deep", "type": ty }] }))
+            .expect_error(400, None);
+        assert!(msg.contains("`deep`") && msg.contains(&limit.to_string()), "{msg}");
+        s.get("/health").expect(200);
+    }
+    // A valid field before the refused one registers nothing either.
+    let msg = s
+        .post("/tables/t", &json!({ "fields": [{ "name": "ok", "type": "u16[3][3]" }, { "name": "deep", "type": too_deep }] }))
+        .expect_error(400, None);
+    assert!(msg.contains("`deep`"), "{msg}");
+    assert_eq!(s.get("/types").expect(200), types_before, "refused requests registered types");
+    s.get("/tables/t").expect_error(404, None);
+    assert_eq!(s.get("/tables/base").expect(200)["fields"].as_array().map(Vec::len), Some(1));
+
+    // Exactly the depth limit is accepted.
+    let deepest = format!("u8{}", "[1]".repeat(MAX_ARRAY_DEPTH));
+    let t = s.post("/tables/t", &json!({ "fields": [{ "name": "a", "type": deepest }] })).expect(201);
+    assert_eq!(t["fields"][0]["type"], deepest);
+}

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tabledb::schema::NameError;
 use tabledb::types::{
-    FieldType, MAX_RECORD_SIZE, MemberDef, Primitive, Serializer, TypeDef, TypeError, TypeId, TypeKind,
-    TypeLayout, TypeRegistry, ValueError,
+    FieldType, MAX_ARRAY_DEPTH, MAX_RECORD_SIZE, MAX_TYPE_NAME_LEN, MemberDef, Primitive, Serializer,
+    TypeDef, TypeError, TypeId, TypeKind, TypeLayout, TypeRegistry, ValueError,
 };
 use tabledb::{FieldType, FixedStr};
 
@@ -827,4 +827,78 @@ fn fixed_str_behaves_as_a_string() {
     assert_eq!(std::mem::align_of::<FixedStr<8>>(), 1);
     assert_eq!(FixedStr::<8>::CAPACITY, 8);
     assert_eq!(<FixedStr<8> as FieldType>::DESC.size, 10);
+}
+
+/// A type name is bounded in length and in array nesting, and refused before anything is
+/// parsed recursively or registered: a name of a hundred thousand `[1]` suffixes does not
+/// overflow the stack, and a refused name leaves the registry as it was.
+#[test]
+fn type_names_are_bounded_in_length_and_array_depth() {
+    let mut reg = TypeRegistry::new();
+    let names = |reg: &TypeRegistry| reg.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    let before = names(&reg);
+
+    let huge = format!("u8{}", "[1]".repeat(100_000));
+    assert_eq!(reg.resolve(&huge).unwrap_err(), TypeError::NameTooLong { len: huge.len() });
+    assert_eq!(reg.resolve_spec(&huge, Some(4)).unwrap_err(), TypeError::NameTooLong { len: huge.len() });
+    let long = "a".repeat(MAX_TYPE_NAME_LEN + 1);
+    assert_eq!(reg.resolve(&long).unwrap_err(), TypeError::NameTooLong { len: MAX_TYPE_NAME_LEN + 1 });
+
+    let too_deep = format!("u8{}", "[1]".repeat(MAX_ARRAY_DEPTH + 1));
+    assert_eq!(
+        reg.resolve(&too_deep).unwrap_err(),
+        TypeError::ArrayTooDeep { name: too_deep.clone(), depth: MAX_ARRAY_DEPTH + 1 }
+    );
+    assert_eq!(names(&reg), before, "a refused name registers nothing");
+
+    // A member over a limit is named, with the limit.
+    let err = register_err(TypeDef::new("t", [MemberDef::new("a", too_deep.as_str())]));
+    assert_eq!(
+        err,
+        TypeError::MemberType {
+            name: "t".into(),
+            member: "a".into(),
+            source: Box::new(TypeError::ArrayTooDeep { name: too_deep.clone(), depth: MAX_ARRAY_DEPTH + 1 }),
+        }
+    );
+    assert!(err.to_string().contains(&format!("the limit is {MAX_ARRAY_DEPTH}")), "{err}");
+    let err = register_err(TypeDef::new("t", [MemberDef::new("a", huge.as_str())]));
+    assert!(matches!(&err, TypeError::MemberType { member, .. } if member == "a"), "{err:?}");
+    assert!(err.to_string().contains(&MAX_TYPE_NAME_LEN.to_string()), "{err}");
+
+    // Exactly the depth limit resolves, one type per level, innermost first.
+    let deepest = format!("u8{}", "[2]".repeat(MAX_ARRAY_DEPTH));
+    let l = layout(&mut reg, &deepest);
+    assert_eq!(l.size, 1 << MAX_ARRAY_DEPTH);
+    assert_eq!(names(&reg).len(), before.len() + MAX_ARRAY_DEPTH);
+    // An array of it is one level too deep, however it is built.
+    assert_eq!(
+        reg.array(l.clone(), 2).unwrap_err(),
+        TypeError::ArrayTooDeep { name: format!("{deepest}[2]"), depth: MAX_ARRAY_DEPTH + 1 }
+    );
+
+    // The longest canonical name fits: a 63-byte composite nested as deep as allowed, with
+    // the longest counts (whose size is then refused for the record limit, not the name).
+    let composite = "c".repeat(63);
+    reg.register_type(TypeDef::new(composite.as_str(), [MemberDef::new("a", "u8")])).unwrap();
+    let longest = format!("{composite}{}", "[65536]".repeat(MAX_ARRAY_DEPTH));
+    assert!(longest.len() <= MAX_TYPE_NAME_LEN, "{}", longest.len());
+    assert!(matches!(reg.resolve(&longest), Err(TypeError::TooLarge { .. })));
+    let nested = format!("{composite}{}", "[1]".repeat(MAX_ARRAY_DEPTH));
+    assert_eq!(layout(&mut reg, &nested).name, nested);
+
+    // The parse errors name the part that is wrong, as before.
+    assert_eq!(reg.resolve("u8[x][1]").unwrap_err(), TypeError::UnknownType("u8[x]".into()));
+    assert_eq!(reg.resolve("nope[2][2]").unwrap_err(), TypeError::UnknownType("nope".into()));
+}
+
+/// Compile-time types obey the same nesting limit, so that every stored schema resolves again.
+#[test]
+fn derived_arrays_deeper_than_the_limit_are_refused() {
+    let mut reg = TypeRegistry::new();
+    type Ok8 = [[[[[[[[u8; 1]; 1]; 1]; 1]; 1]; 1]; 1]; 1];
+    let l = reg.register_desc(&<Ok8 as FieldType>::DESC).unwrap();
+    assert_eq!(reg.resolve(&l.name).unwrap().id, l.id);
+    let err = reg.register_desc(&<[Ok8; 1] as FieldType>::DESC).unwrap_err();
+    assert!(matches!(err, TypeError::ArrayTooDeep { depth, .. } if depth == MAX_ARRAY_DEPTH + 1), "{err:?}");
 }

@@ -20,4 +20,4 @@ pub use layout::{
     DEFAULT_STRING_CAPACITY, MAX_ALIGN, MAX_ARRAY_LEN, MAX_RECORD_SIZE, MAX_STRING_CAPACITY, Member,
     Primitive, TypeId, TypeKind, TypeLayout, align_offset,
 };
-pub use registry::{MemberDef, TypeDef, TypeError, TypeRegistry};
+pub use registry::{MAX_ARRAY_DEPTH, MAX_TYPE_NAME_LEN, MemberDef, TypeDef, TypeError, TypeRegistry};

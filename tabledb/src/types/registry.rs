@@ -13,6 +13,18 @@ use super::layout::{
 };
 use crate::schema::{NameError, validate_name};
 
+/// The longest type name [`TypeRegistry::resolve`] accepts, in bytes.
+///
+/// Every canonical name fits: a composite name (at most 63 bytes) followed by
+/// [`MAX_ARRAY_DEPTH`] array suffixes of at most 7 bytes each (`[65536]`) is 119 bytes. Longer
+/// names are refused before they are parsed.
+pub const MAX_TYPE_NAME_LEN: usize = 128;
+
+/// The deepest nesting of array types: `f32[4][4]` nests 2 deep. Deeper arrays are refused,
+/// whether named at run time (`u8[1][1]...`) or described at compile time, before any type is
+/// registered.
+pub const MAX_ARRAY_DEPTH: usize = 8;
+
 /// Why a type could not be registered or resolved.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TypeError {
@@ -52,6 +64,17 @@ pub enum TypeError {
     MaxLenOnNonString(String),
     #[error("array length {0} must be between 1 and {MAX_ARRAY_LEN}")]
     BadArrayLen(usize),
+    #[error("a type name of {len} bytes is longer than the limit of {MAX_TYPE_NAME_LEN} bytes")]
+    NameTooLong { len: usize },
+    #[error("type `{name}` nests arrays {depth} deep; the limit is {MAX_ARRAY_DEPTH}")]
+    ArrayTooDeep { name: String, depth: usize },
+    #[error("type `{name}`: member `{member}`: {source}")]
+    MemberType {
+        name: String,
+        member: String,
+        #[source]
+        source: Box<TypeError>,
+    },
     #[error("type name `{name}`: {source}")]
     InvalidName {
         name: String,
@@ -166,7 +189,36 @@ impl TypeRegistry {
 
     /// The type named `name`: a built-in, a registered composite, `string` (capacity 256),
     /// `string(N)`, or `T[N]`. Strings and arrays are registered on first use.
+    ///
+    /// Names longer than [`MAX_TYPE_NAME_LEN`] bytes and arrays nested deeper than
+    /// [`MAX_ARRAY_DEPTH`] are refused before anything is registered.
     pub fn resolve(&mut self, name: &str) -> Result<Arc<TypeLayout>, TypeError> {
+        check_name_len(name)?;
+        if let Some(layout) = self.get_by_name(name) {
+            return Ok(layout.clone());
+        }
+        // Peel the array suffixes, outermost first: `u8[2][3]` is `u8`, then 3, then 2.
+        let mut base = name;
+        let mut lens = Vec::new();
+        while let Some(head) = base.strip_suffix(']') {
+            let Some(open) = head.rfind('[') else { break };
+            let len =
+                parse_count(&head[open + 1..]).ok_or_else(|| TypeError::UnknownType(base.to_owned()))?;
+            lens.push(len);
+            base = &head[..open];
+        }
+        if lens.len() > MAX_ARRAY_DEPTH {
+            return Err(TypeError::ArrayTooDeep { name: name.to_owned(), depth: lens.len() });
+        }
+        let mut layout = self.resolve_base(base)?;
+        for len in lens.into_iter().rev() {
+            layout = self.array(layout, len)?;
+        }
+        Ok(layout)
+    }
+
+    /// A type named without an array suffix: a built-in, a registered composite or a string.
+    fn resolve_base(&mut self, name: &str) -> Result<Arc<TypeLayout>, TypeError> {
         if let Some(layout) = self.get_by_name(name) {
             return Ok(layout.clone());
         }
@@ -177,20 +229,13 @@ impl TypeRegistry {
             let cap = parse_count(cap).ok_or_else(|| TypeError::UnknownType(name.to_owned()))?;
             return self.string(cap);
         }
-        if let Some(head) = name.strip_suffix(']')
-            && let Some(open) = head.rfind('[')
-        {
-            let len =
-                parse_count(&head[open + 1..]).ok_or_else(|| TypeError::UnknownType(name.to_owned()))?;
-            let elem = self.resolve(&head[..open])?;
-            return self.array(elem, len);
-        }
         Err(TypeError::UnknownType(name.to_owned()))
     }
 
     /// Resolves a type given as a name and an optional string capacity, as field and member
     /// definitions carry them: `("string", Some(32))` is `string(32)`.
     pub fn resolve_spec(&mut self, ty: &str, max_len: Option<usize>) -> Result<Arc<TypeLayout>, TypeError> {
+        check_name_len(ty)?;
         match max_len {
             None => self.resolve(ty),
             Some(cap) if ty == "string" => self.string(cap),
@@ -221,7 +266,8 @@ impl TypeRegistry {
         Ok(layout)
     }
 
-    /// The array type of `len` elements of `elem`.
+    /// The array type of `len` elements of `elem`; refused when it would nest arrays deeper
+    /// than [`MAX_ARRAY_DEPTH`].
     pub fn array(&mut self, elem: Arc<TypeLayout>, len: usize) -> Result<Arc<TypeLayout>, TypeError> {
         if len == 0 || len > MAX_ARRAY_LEN {
             return Err(TypeError::BadArrayLen(len));
@@ -229,6 +275,10 @@ impl TypeRegistry {
         let name = format!("{}[{len}]", elem.name);
         if let Some(layout) = self.get_by_name(&name) {
             return Ok(layout.clone());
+        }
+        let depth = array_depth(&elem) + 1;
+        if depth > MAX_ARRAY_DEPTH {
+            return Err(TypeError::ArrayTooDeep { name, depth });
         }
         let size = elem.size.checked_mul(len).filter(|s| *s <= MAX_RECORD_SIZE);
         let Some(size) = size else {
@@ -294,7 +344,15 @@ impl TypeRegistry {
         let mut members = Vec::with_capacity(def.members.len());
         for m in &def.members {
             validate_name(&m.name).map_err(|e| bad_name(&m.name, e))?;
-            let layout = scratch.resolve_spec(&m.ty, m.max_len)?;
+            let layout = scratch.resolve_spec(&m.ty, m.max_len).map_err(|e| match e {
+                // Name the member whose type is over a limit; the type name itself may be huge.
+                TypeError::NameTooLong { .. } | TypeError::ArrayTooDeep { .. } => TypeError::MemberType {
+                    name: def.name.clone(),
+                    member: m.name.clone(),
+                    source: Box::new(e),
+                },
+                e => e,
+            })?;
             members.push((m.name.clone(), m.offset, layout));
         }
         let layout = build_composite(&def.name, members, def.size, def.align, serializer)?;
@@ -377,6 +435,25 @@ impl TypeRegistry {
             align: Some(layout.align),
         })
     }
+}
+
+/// Refuses a type name over [`MAX_TYPE_NAME_LEN`] bytes.
+fn check_name_len(name: &str) -> Result<(), TypeError> {
+    if name.len() > MAX_TYPE_NAME_LEN {
+        return Err(TypeError::NameTooLong { len: name.len() });
+    }
+    Ok(())
+}
+
+/// How deep `layout` nests arrays: 0 for a non-array, 1 for `u8[4]`, 2 for `u8[4][4]`.
+fn array_depth(layout: &TypeLayout) -> usize {
+    let mut depth = 0;
+    let mut cur = layout;
+    while let TypeKind::Array { elem, .. } = &cur.kind {
+        depth += 1;
+        cur = elem;
+    }
+    depth
 }
 
 /// Parses a decimal count without sign or leading zeros, as canonical names spell them.
