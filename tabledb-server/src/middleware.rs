@@ -20,6 +20,23 @@ use crate::state::{AppState, ClientId, RATE_LIMIT_CLIENTS_MAX};
 #[derive(Debug, Clone, Copy)]
 pub struct RequestId(pub u64);
 
+/// When a request's time is up (its start plus the request timeout), in its extensions, for
+/// work that runs off the async workers and must stop by itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(pub Instant);
+
+/// The response to a request that ran out of time.
+pub fn timeout_error(state: &AppState) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "timeout",
+        format!(
+            "the request took longer than {} ms; a write may still be applied",
+            state.cfg.request_timeout.as_millis()
+        ),
+    )
+}
+
 /// Outermost layer: gives the request an id, logs it, bounds its time, and turns internal
 /// errors (and panics) into a generic message that carries the id; the detail goes to the log.
 pub async fn context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -34,6 +51,7 @@ pub async fn context(State(state): State<AppState>, mut req: Request, next: Next
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() != "0");
     let start = Instant::now();
+    req.extensions_mut().insert(Deadline(start + state.cfg.request_timeout));
     let span = tracing::info_span!("request", id = id.0, %method, %path);
     let _entered = span.enter();
     drop(_entered);
@@ -43,15 +61,7 @@ pub async fn context(State(state): State<AppState>, mut req: Request, next: Next
     };
     let mut response = match result {
         Ok(r) => r,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            format!(
-                "the request took longer than {} ms; a write may still be applied",
-                state.cfg.request_timeout.as_millis()
-            ),
-        )
-        .into_response(),
+        Err(_) => timeout_error(&state).into_response(),
     };
     let status = response.status();
     if status == StatusCode::INTERNAL_SERVER_ERROR {

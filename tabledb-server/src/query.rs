@@ -1,7 +1,11 @@
 //! Listing records: PostgREST-style filters (`field=eq.5`, `neq`, `lt`, `lte`, `gt`, `gte`,
 //! `in.(1,2)`), `order=field.asc|desc`, `limit`, `offset`, and `count=true` for the total.
+//!
+//! A listing takes at most [`MAX_FILTERS`] filters, each `in` filter at most [`MAX_IN_VALUES`]
+//! values, and its scan stops at a deadline (the request timeout).
 
 use std::cmp::Ordering;
+use std::time::Instant;
 
 use tabledb::schema::{Field, TableSchema};
 use tabledb::types::{Primitive, TypeKind, TypeLayout};
@@ -26,6 +30,23 @@ impl Key {
             (Key::Bool(a), Key::Bool(b)) => Some(a.cmp(b)),
             (Key::Str(a), Key::Str(b)) => Some(a.cmp(b)),
             _ => None,
+        }
+    }
+
+    /// The order of a sorted listing: a total order, so sorting never panics and is
+    /// deterministic. NaN floats come after every number (last ascending, first descending),
+    /// whatever their sign or payload; `-0.0` and `0.0` are equal.
+    fn sort_cmp(&self, other: &Key) -> Ordering {
+        match (self, other) {
+            (Key::Float(a), Key::Float(b)) => match (a.is_nan(), b.is_nan()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                // Neither is NaN: `partial_cmp` is total here.
+                (false, false) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
+            },
+            // Keys of one listing all come from one field, so they are of one kind.
+            _ => self.cmp(other).unwrap_or(Ordering::Equal),
         }
     }
 }
@@ -199,6 +220,40 @@ impl Filter {
 /// Values an `in` filter may list at most.
 pub const MAX_IN_VALUES: usize = 1000;
 
+/// Filters one listing may have at most.
+pub const MAX_FILTERS: usize = 16;
+
+/// How much scanning (records times the values each is compared with) happens between two
+/// looks at the deadline.
+const WORK_PER_DEADLINE_CHECK: usize = 4096;
+
+/// A listing's scan reached its deadline before it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlineExceeded;
+
+/// Looks at the clock once per [`WORK_PER_DEADLINE_CHECK`] units of work.
+struct Budget {
+    deadline: Instant,
+    per_record: usize,
+    work: usize,
+}
+
+impl Budget {
+    fn spend(&mut self) -> Result<(), DeadlineExceeded> {
+        self.work += self.per_record;
+        if self.work >= WORK_PER_DEADLINE_CHECK {
+            self.work = 0;
+            if Instant::now() >= self.deadline {
+                return Err(DeadlineExceeded);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The records of one page of a listing, and the total count of matches when asked for.
+pub type Page<'a> = (Vec<(RecordId, &'a [u8])>, Option<u64>);
+
 /// A parsed listing request.
 #[derive(Debug)]
 pub struct Listing {
@@ -259,7 +314,14 @@ impl Listing {
                     };
                     listing.order = Some((Target::resolve(schema, field)?, desc));
                 }
-                field => listing.filters.push(Filter::parse(schema, field, value)?),
+                field => {
+                    if listing.filters.len() == MAX_FILTERS {
+                        return Err(ApiError::bad_request(format!(
+                            "at most {MAX_FILTERS} filters per listing"
+                        )));
+                    }
+                    listing.filters.push(Filter::parse(schema, field, value)?)
+                }
             }
         }
         Ok(listing)
@@ -270,13 +332,20 @@ impl Listing {
     }
 
     /// Runs the listing over one table of a snapshot: the page of matching records (id order
-    /// unless ordered) and, when asked, the total count of matches.
-    pub fn run<'a>(&self, table: RawTableView<'a>) -> (Vec<(RecordId, &'a [u8])>, Option<u64>) {
+    /// unless ordered) and, when asked, the total count of matches. Gives up with
+    /// [`DeadlineExceeded`] once `deadline` has passed.
+    pub fn run<'a>(&self, table: RawTableView<'a>, deadline: Instant) -> Result<Page<'a>, DeadlineExceeded> {
+        let per_record = 1 + self.filters.iter().map(|f| f.values.len()).sum::<usize>();
+        let mut budget = Budget { deadline, per_record, work: 0 };
+        if Instant::now() >= deadline {
+            return Err(DeadlineExceeded);
+        }
         match &self.order {
             None => {
                 let mut page = Vec::with_capacity(self.limit.min(1024));
                 let mut matched = 0u64;
                 for (id, rec) in table.iter() {
+                    budget.spend()?;
                     if !self.matches(id, rec) {
                         continue;
                     }
@@ -288,26 +357,31 @@ impl Listing {
                         break;
                     }
                 }
-                (page, self.count.then_some(matched))
+                Ok((page, self.count.then_some(matched)))
             }
             Some((target, desc)) => {
-                let mut all: Vec<(Key, RecordId, &'a [u8])> = table
-                    .iter()
-                    .filter(|(id, rec)| self.matches(*id, rec))
-                    .map(|(id, rec)| (target.key(id, rec), id, rec))
-                    .collect();
+                let mut all: Vec<(Key, RecordId, &'a [u8])> = Vec::new();
+                for (id, rec) in table.iter() {
+                    budget.spend()?;
+                    if self.matches(id, rec) {
+                        all.push((target.key(id, rec), id, rec));
+                    }
+                }
                 let total = all.len() as u64;
                 all.sort_by(|a, b| {
-                    let o = a.0.cmp(&b.0).unwrap_or(Ordering::Equal).then(a.1.cmp(&b.1));
+                    let o = a.0.sort_cmp(&b.0).then(a.1.cmp(&b.1));
                     if *desc { o.reverse() } else { o }
                 });
+                if Instant::now() >= deadline {
+                    return Err(DeadlineExceeded);
+                }
                 let page = all
                     .into_iter()
                     .skip(self.offset)
                     .take(self.limit)
                     .map(|(_, id, rec)| (id, rec))
                     .collect();
-                (page, self.count.then_some(total))
+                Ok((page, self.count.then_some(total)))
             }
         }
     }

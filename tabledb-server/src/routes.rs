@@ -2,11 +2,12 @@
 //! procedure calls go through the runtime's queue and are answered once acknowledged.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
-use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tabledb::runtime::Job;
@@ -16,6 +17,7 @@ use tabledb::{RecordId, Snapshot};
 
 use crate::body::{JsonBody, Path};
 use crate::error::{ApiError, ApiResult};
+use crate::middleware::{Deadline, timeout_error};
 use crate::query::Listing;
 use crate::state::AppState;
 
@@ -300,24 +302,35 @@ pub async fn create_records(
     Ok(created(v))
 }
 
+/// Lists records. The scan runs on the blocking pool, not on an async worker, and stops at the
+/// request's deadline: a costly listing is answered 408 like any request over its time.
 pub async fn list_records(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    deadline: Option<Extension<Deadline>>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
+    let deadline = deadline.map_or_else(|| Instant::now() + s.cfg.request_timeout, |d| d.0.0);
     let snap = s.snapshot();
-    let table = snap.raw_table(name.as_str())?;
-    let listing = Listing::parse(table.schema(), &params, s.cfg.max_page_size)?;
-    let (page, total) = listing.run(table);
-    let records = page
-        .into_iter()
-        .map(|(id, rec)| record_json(table.schema(), id, rec))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut body = json!({ "records": records, "limit": listing.limit, "offset": listing.offset });
-    if let Some(t) = total {
-        body["total"] = json!(t);
+    let listing = Listing::parse(snap.raw_table(name.as_str())?.schema(), &params, s.cfg.max_page_size)?;
+    let state = s.clone();
+    let work = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
+        let table = snap.raw_table(name.as_str())?;
+        let (page, total) = listing.run(table, deadline).map_err(|_| timeout_error(&state))?;
+        let records = page
+            .into_iter()
+            .map(|(id, rec)| record_json(table.schema(), id, rec))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut body = json!({ "records": records, "limit": listing.limit, "offset": listing.offset });
+        if let Some(t) = total {
+            body["total"] = json!(t);
+        }
+        Ok(body)
+    });
+    match work.await {
+        Ok(body) => Ok(Json(body?)),
+        Err(e) => Err(ApiError::internal(format!("listing records failed: {e}"))),
     }
-    Ok(Json(body))
 }
 
 fn parse_id(id: &str) -> ApiResult<RecordId> {
