@@ -83,7 +83,8 @@ pub struct Cli {
     /// the limit off [default: 1000].
     #[arg(long, env = "TABLEDB_RATE_LIMIT")]
     pub rate_limit: Option<u32>,
-    /// How long a request may take, in milliseconds [default: 10000].
+    /// How long a request may take, in milliseconds; a listing's scan stops at it too
+    /// [default: 10000].
     #[arg(long, env = "TABLEDB_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
     /// Most records one page of a listing returns [default: 1000].

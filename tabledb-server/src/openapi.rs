@@ -2,8 +2,9 @@
 //! current tables (their record schemas) and the registered procedures (their parameters).
 
 use serde_json::{Map, Value, json};
-use tabledb::types::{Primitive, TypeKind, TypeLayout};
+use tabledb::types::{MAX_ARRAY_DEPTH, MAX_TYPE_NAME_LEN, Primitive, TypeKind, TypeLayout};
 
+use crate::query::{MAX_FILTERS, MAX_IN_VALUES};
 use crate::state::AppState;
 
 fn error_response(description: &str) -> Value {
@@ -140,10 +141,14 @@ pub fn document(s: &AppState) -> Value {
             json!({ "type": "integer", "minimum": 0 }),
         ),
         query_param("offset", "Records to skip", json!({ "type": "integer", "minimum": 0 })),
-        query_param("order", "`field.asc` or `field.desc` (also `id`)", json!({ "type": "string" })),
+        query_param(
+            "order",
+            "`field.asc` or `field.desc` (also `id`); NaN sorts after every number",
+            json!({ "type": "string" }),
+        ),
         query_param("count", "`true` to include the total number of matches", json!({ "type": "boolean" })),
         json!({ "name": "filters", "in": "query", "required": false, "style": "form", "explode": true,
-                "description": "`field=op.value` with op one of eq, neq, lt, lte, gt, gte, or `field=in.(a,b)`",
+                "description": format!("`field=op.value` with op one of eq, neq, lt, lte, gt, gte, or `field=in.(a,b)`; at most {MAX_FILTERS} filters, and {MAX_IN_VALUES} values in one `in`"),
                 "schema": { "type": "object", "additionalProperties": { "type": "string" } } }),
     ];
     paths.insert(
@@ -199,7 +204,7 @@ pub fn document(s: &AppState) -> Value {
     }
     let mut schemas: Map<String, Value> = serde_json::from_value(json!({
         "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": { "code": { "type": "string" }, "message": { "type": "string" } }, "required": ["code", "message"] } }, "required": ["error"] },
-        "FieldDef": { "type": "object", "properties": { "name": { "type": "string", "pattern": "^[a-z_][a-z0-9_]{0,62}$" }, "type": { "type": "string", "description": "i8..u64, f32, f64, bool, string, string(N), T[N], or a registered type" }, "max_len": { "type": "integer", "description": "capacity of a string in bytes (default 256)" } }, "required": ["name", "type"] },
+        "FieldDef": { "type": "object", "properties": { "name": { "type": "string", "pattern": "^[a-z_][a-z0-9_]{0,62}$" }, "type": { "type": "string", "maxLength": MAX_TYPE_NAME_LEN, "description": format!("i8..u64, f32, f64, bool, string, string(N), T[N] (arrays nested at most {MAX_ARRAY_DEPTH} deep), or a registered type") }, "max_len": { "type": "integer", "description": "capacity of a string in bytes (default 256)" } }, "required": ["name", "type"] },
         "TypeDef": { "type": "object", "properties": { "name": { "type": "string" }, "fields": { "type": "array", "items": { "$ref": "#/components/schemas/FieldDef" } } }, "required": ["name", "fields"] },
         "Table": { "type": "object", "properties": { "name": { "type": "string" }, "id": { "type": "integer" }, "record_size": { "type": "integer" }, "records": { "type": "integer" }, "fields": { "type": "array", "items": { "type": "object" } } } },
         "Relation": { "type": "object", "properties": { "id": { "type": "integer" }, "name": { "type": "string" }, "from_table": { "type": "string" }, "from_field": { "type": "string" }, "to_table": { "type": "string" }, "to_field": { "type": "string" } } },
