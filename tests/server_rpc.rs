@@ -85,6 +85,7 @@ fn a_panicking_procedure_is_a_generic_500_with_the_request_id() {
     assert_eq!(s.get("/health").expect(200)["status"], "ok");
     let metrics = s.get("/metrics").text();
     assert!(metrics.lines().any(|l| l == "tabledb_procedures_panicked_total 1"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "tabledb_requests_panicked_total 0"), "{metrics}");
     assert!(
         metrics.lines().any(|l| l.starts_with("tabledb_http_responses_5xx_total ") && !l.ends_with(" 0"))
     );

@@ -91,6 +91,12 @@ impl Collector for Scrape {
         )?;
         counter(e, "tabledb_procedures_timed_out", "Procedure calls that timed out", m.procedures_timed_out)?;
         counter(e, "tabledb_procedures_panicked", "Procedure calls that panicked", m.procedures_panicked)?;
+        counter(
+            e,
+            "tabledb_requests_panicked",
+            "Writes and schema changes whose code panicked",
+            m.requests_panicked,
+        )?;
         gauge(
             e,
             "tabledb_procedure_calls_in_flight",
