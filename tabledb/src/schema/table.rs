@@ -350,7 +350,7 @@ impl TableSchema {
     pub fn fingerprint(&self) -> u64 {
         fingerprint(
             &self.name,
-            self.fields.iter().map(|f| (f.name.as_str(), f.type_id, f.offset)),
+            self.fields.iter().map(|f| (f.name.as_str(), f.layout.shape(), f.offset)),
             self.record_size,
         )
     }
@@ -358,7 +358,7 @@ impl TableSchema {
     /// The fingerprint the schema of a derived table type has, computed from its constants
     /// alone (no registry, no allocation).
     pub fn fingerprint_of<T: crate::Table>() -> u64 {
-        fingerprint(T::NAME, T::FIELDS.iter().map(|f| (f.name, f.type_id, f.offset)), T::RECORD_SIZE)
+        fingerprint(T::NAME, T::FIELDS.iter().map(|f| (f.name, f.ty.shape(), f.offset)), T::RECORD_SIZE)
     }
 
     /// The schema of a derived table type, registering its field types in `types`.
@@ -378,9 +378,12 @@ impl TableSchema {
     }
 }
 
+/// The fingerprint of a table: its name, record size and, per field, name, offset and the
+/// field type's whole shape (not only its name), so that equal fingerprints mean that typed
+/// access over the stored bytes is sound.
 fn fingerprint<'a>(
     name: &str,
-    fields: impl Iterator<Item = (&'a str, TypeId, usize)>,
+    fields: impl Iterator<Item = (&'a str, u64, usize)>,
     record_size: usize,
 ) -> u64 {
     let mut h = TypeId::of_name(name).0;
@@ -388,9 +391,9 @@ fn fingerprint<'a>(
         h ^= x;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     };
-    for (field, type_id, offset) in fields {
+    for (field, shape, offset) in fields {
         mix(TypeId::of_name(field).0);
-        mix(type_id.0);
+        mix(shape);
         mix(offset as u64);
     }
     mix(record_size as u64);

@@ -42,6 +42,31 @@ impl TypeDesc {
         self.hash(ConstHasher::new()).finish()
     }
 
+    /// A hash of the whole layout, equal to [`TypeLayout::shape`](super::TypeLayout::shape) of
+    /// the same type: unlike the id, it tells apart two types with one name and other members.
+    pub const fn shape(&self) -> u64 {
+        self.shape_into(ConstHasher::new()).value()
+    }
+
+    const fn shape_into(&self, h: ConstHasher) -> ConstHasher {
+        let h = h.word(self.size as u64).word(self.align as u64);
+        match self.kind {
+            DescKind::Primitive(p) => h.word(1).str(p.name()),
+            DescKind::Str { capacity } => h.word(2).word(capacity as u64),
+            DescKind::Array { elem, len } => elem.shape_into(h.word(3).word(len as u64)),
+            DescKind::Composite { name, members } => {
+                let mut h = h.word(4).str(name).word(members.len() as u64);
+                let mut i = 0;
+                while i < members.len() {
+                    let m = &members[i];
+                    h = m.ty.shape_into(h.str(m.name).word(0).word(m.offset as u64));
+                    i += 1;
+                }
+                h
+            }
+        }
+    }
+
     const fn hash(&self, h: ConstHasher) -> ConstHasher {
         match self.kind {
             DescKind::Primitive(p) => h.str(p.name()),

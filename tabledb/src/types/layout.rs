@@ -95,6 +95,15 @@ impl ConstHasher {
         self.bytes(s.as_bytes())
     }
 
+    /// Hashes `n` as its eight little-endian bytes.
+    pub(crate) const fn word(self, n: u64) -> Self {
+        self.bytes(&n.to_le_bytes())
+    }
+
+    pub(crate) const fn value(self) -> u64 {
+        self.0
+    }
+
     /// Hashes the decimal representation of `n`, as `format!("{n}")` would spell it.
     pub(crate) const fn decimal(self, n: usize) -> Self {
         let mut digits = [0u8; 20];
@@ -240,6 +249,32 @@ pub struct TypeLayout {
     pub kind: TypeKind,
     /// Converts values of this type between bytes and JSON.
     pub serializer: Serializer,
+}
+
+impl TypeLayout {
+    /// A hash of the whole layout: kind, size, alignment and, for composites, the name and
+    /// every member's name, offset and layout. Two types with one name but other members have
+    /// different shapes (their ids are equal: an id is the hash of the name). Equal to
+    /// [`TypeDesc::shape`](super::TypeDesc::shape) of the same type known at compile time.
+    pub fn shape(&self) -> u64 {
+        self.shape_into(ConstHasher::new()).value()
+    }
+
+    fn shape_into(&self, h: ConstHasher) -> ConstHasher {
+        let h = h.word(self.size as u64).word(self.align as u64);
+        match &self.kind {
+            TypeKind::Primitive(p) => h.word(1).str(p.name()),
+            TypeKind::Str { capacity } => h.word(2).word(*capacity as u64),
+            TypeKind::Array { elem, len } => elem.shape_into(h.word(3).word(*len as u64)),
+            TypeKind::Composite { members } => {
+                let mut h = h.word(4).str(&self.name).word(members.len() as u64);
+                for m in members {
+                    h = m.layout.shape_into(h.str(&m.name).word(0).word(m.offset as u64));
+                }
+                h
+            }
+        }
+    }
 }
 
 impl fmt::Debug for TypeLayout {
