@@ -25,6 +25,13 @@ pub const MAX_TYPE_NAME_LEN: usize = 128;
 /// registered.
 pub const MAX_ARRAY_DEPTH: usize = 8;
 
+/// The deepest nesting of composite and array types together: a composite or an array is one
+/// level more than the deepest type it contains, and built-in types and strings are level 0
+/// (`vec3` is 1 deep, `vec3[4]` 2, a composite with a `vec3[4]` member 3). Deeper types are
+/// refused when they are registered or named, so that validating, encoding and decoding a
+/// value (which recurse through its type) stay within a small, fixed stack depth.
+const MAX_NESTING_DEPTH: usize = 32;
+
 /// Why a type could not be registered or resolved.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TypeError {
@@ -68,6 +75,8 @@ pub enum TypeError {
     NameTooLong { len: usize },
     #[error("type `{name}` nests arrays {depth} deep; the limit is {MAX_ARRAY_DEPTH}")]
     ArrayTooDeep { name: String, depth: usize },
+    #[error("type `{name}` nests composites and arrays {depth} deep; the limit is {MAX_NESTING_DEPTH}")]
+    TooDeep { name: String, depth: usize },
     #[error("type `{name}`: member `{member}`: {source}")]
     MemberType {
         name: String,
@@ -137,6 +146,12 @@ pub struct TypeRegistry {
     by_name: BTreeMap<String, TypeId>,
     /// Composite types in registration order, which is a valid order to re-register them.
     composites: Vec<TypeId>,
+    /// How deep each composite and array type nests (see [`TypeRegistry::MAX_NESTING_DEPTH`]);
+    /// built-in types and strings, at depth 0, are not listed.
+    depth: HashMap<TypeId, usize>,
+    /// While a registration is in progress, the types it inserted, removed again if it is
+    /// refused.
+    added: Option<Vec<TypeId>>,
 }
 
 impl Default for TypeRegistry {
@@ -152,17 +167,74 @@ fn bad_name(name: &str, source: NameError) -> TypeError {
 impl TypeRegistry {
     /// A registry holding the built-in types.
     pub fn new() -> Self {
-        let mut reg =
-            TypeRegistry { by_id: HashMap::new(), by_name: BTreeMap::new(), composites: Vec::new() };
+        let mut reg = TypeRegistry {
+            by_id: HashMap::new(),
+            by_name: BTreeMap::new(),
+            composites: Vec::new(),
+            depth: HashMap::new(),
+            added: None,
+        };
         for p in Primitive::ALL {
             reg.insert(Arc::new(TypeLayout::primitive(p)));
         }
         reg
     }
 
+    /// The deepest nesting of composite and array types together (see
+    /// [`MAX_NESTING_DEPTH`](Self::MAX_NESTING_DEPTH)).
+    pub const MAX_NESTING_DEPTH: usize = MAX_NESTING_DEPTH;
+
     fn insert(&mut self, layout: Arc<TypeLayout>) {
+        let depth = self.nesting_depth(&layout);
+        if depth > 0 {
+            self.depth.insert(layout.id, depth);
+        }
+        if let Some(added) = &mut self.added {
+            added.push(layout.id);
+        }
         self.by_name.insert(layout.name.clone(), layout.id);
         self.by_id.insert(layout.id, layout);
+    }
+
+    /// How deep `layout` nests composites and arrays, from the recorded depths of the types
+    /// it contains (which are registered before it).
+    fn nesting_depth(&self, layout: &TypeLayout) -> usize {
+        let of = |l: &TypeLayout| self.depth.get(&l.id).copied().unwrap_or(0);
+        match &layout.kind {
+            TypeKind::Primitive(_) | TypeKind::Str { .. } => 0,
+            TypeKind::Array { elem, .. } => of(elem) + 1,
+            TypeKind::Composite { members } => members.iter().map(|m| of(&m.layout)).max().unwrap_or(0) + 1,
+        }
+    }
+
+    /// Refuses a new type nested deeper than [`MAX_NESTING_DEPTH`](Self::MAX_NESTING_DEPTH).
+    fn check_depth(&self, layout: &TypeLayout) -> Result<(), TypeError> {
+        let depth = self.nesting_depth(layout);
+        if depth > MAX_NESTING_DEPTH {
+            return Err(TypeError::TooDeep { name: layout.name.clone(), depth });
+        }
+        Ok(())
+    }
+
+    /// Runs one registration: if it fails, every type it inserted (strings and arrays first
+    /// used by it, composites it registered) is removed again, so a refused registration
+    /// leaves nothing behind. Cheaper than working on a copy, which would make loading `n`
+    /// types take time quadratic in `n`.
+    fn atomically<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, TypeError>) -> Result<T, TypeError> {
+        self.added = Some(Vec::new());
+        let composites = self.composites.len();
+        let result = f(self);
+        let added = self.added.take().unwrap_or_default();
+        if result.is_err() {
+            for id in added {
+                if let Some(layout) = self.by_id.remove(&id) {
+                    self.by_name.remove(&layout.name);
+                }
+                self.depth.remove(&id);
+            }
+            self.composites.truncate(composites);
+        }
+        result
     }
 
     /// The type with this id.
@@ -191,7 +263,8 @@ impl TypeRegistry {
     /// `string(N)`, or `T[N]`. Strings and arrays are registered on first use.
     ///
     /// Names longer than [`MAX_TYPE_NAME_LEN`] bytes and arrays nested deeper than
-    /// [`MAX_ARRAY_DEPTH`] are refused before anything is registered.
+    /// [`MAX_ARRAY_DEPTH`] are refused before anything is registered; an array that would nest
+    /// deeper than [`MAX_NESTING_DEPTH`](Self::MAX_NESTING_DEPTH) is refused too.
     pub fn resolve(&mut self, name: &str) -> Result<Arc<TypeLayout>, TypeError> {
         check_name_len(name)?;
         if let Some(layout) = self.get_by_name(name) {
@@ -280,6 +353,10 @@ impl TypeRegistry {
         if depth > MAX_ARRAY_DEPTH {
             return Err(TypeError::ArrayTooDeep { name, depth });
         }
+        let depth = self.depth.get(&elem.id).copied().unwrap_or(0) + 1;
+        if depth > MAX_NESTING_DEPTH {
+            return Err(TypeError::TooDeep { name, depth });
+        }
         let size = elem.size.checked_mul(len).filter(|s| *s <= MAX_RECORD_SIZE);
         let Some(size) = size else {
             return Err(TypeError::TooLarge { name, size: elem.size.saturating_mul(len) });
@@ -311,7 +388,8 @@ impl TypeRegistry {
     ///
     /// Refused, with nothing registered: an invalid or taken name, no members, duplicate or
     /// invalid member names, unknown member types, misaligned or overlapping members, zero
-    /// size, a size that is not a multiple of the alignment, or a size over the record limit.
+    /// size, a size that is not a multiple of the alignment, a size over the record limit, or
+    /// nesting deeper than [`MAX_NESTING_DEPTH`](Self::MAX_NESTING_DEPTH).
     ///
     /// ```
     /// use tabledb::types::{MemberDef, TypeDef, TypeRegistry};
@@ -338,41 +416,49 @@ impl TypeRegistry {
         if self.by_name.contains_key(&def.name) {
             return Err(TypeError::DuplicateType(def.name));
         }
-        // Resolve into a scratch copy so that strings and arrays first used by a refused
-        // definition are not left behind.
-        let mut scratch = self.clone();
-        let mut members = Vec::with_capacity(def.members.len());
-        for m in &def.members {
-            validate_name(&m.name).map_err(|e| bad_name(&m.name, e))?;
-            let layout = scratch.resolve_spec(&m.ty, m.max_len).map_err(|e| match e {
-                // Name the member whose type is over a limit; the type name itself may be huge.
-                TypeError::NameTooLong { .. } | TypeError::ArrayTooDeep { .. } => TypeError::MemberType {
-                    name: def.name.clone(),
-                    member: m.name.clone(),
-                    source: Box::new(e),
-                },
-                e => e,
-            })?;
-            members.push((m.name.clone(), m.offset, layout));
-        }
-        let layout = build_composite(&def.name, members, def.size, def.align, serializer)?;
-        scratch.check_id(&layout)?;
-        let layout = Arc::new(layout);
-        scratch.composites.push(layout.id);
-        scratch.insert(layout.clone());
-        *self = scratch;
-        Ok(layout)
+        // Strings and arrays first used by a refused definition are not left behind.
+        self.atomically(|reg| {
+            let mut members = Vec::with_capacity(def.members.len());
+            for m in &def.members {
+                validate_name(&m.name).map_err(|e| bad_name(&m.name, e))?;
+                let layout = reg.resolve_spec(&m.ty, m.max_len).map_err(|e| match e {
+                    // Name the member whose type is over a limit; the type name itself may be
+                    // huge.
+                    TypeError::NameTooLong { .. }
+                    | TypeError::ArrayTooDeep { .. }
+                    | TypeError::TooDeep { .. } => TypeError::MemberType {
+                        name: def.name.clone(),
+                        member: m.name.clone(),
+                        source: Box::new(e),
+                    },
+                    e => e,
+                })?;
+                members.push((m.name.clone(), m.offset, layout));
+            }
+            let layout = build_composite(&def.name, members, def.size, def.align, serializer)?;
+            reg.check_id(&layout)?;
+            reg.check_depth(&layout)?;
+            let layout = Arc::new(layout);
+            reg.composites.push(layout.id);
+            reg.insert(layout.clone());
+            Ok(layout)
+        })
     }
 
     /// Registers a type known at compile time (and, recursively, the types it uses).
     /// Registering the same composite twice returns the first registration; a different
     /// composite under a taken name is refused.
     pub fn register_desc(&mut self, desc: &TypeDesc) -> Result<Arc<TypeLayout>, TypeError> {
+        self.atomically(|reg| reg.register_desc_in(desc))
+    }
+
+    /// [`register_desc`](Self::register_desc) within one registration.
+    fn register_desc_in(&mut self, desc: &TypeDesc) -> Result<Arc<TypeLayout>, TypeError> {
         match desc.kind {
             DescKind::Primitive(p) => Ok(self.by_id[&p.type_id()].clone()),
             DescKind::Str { capacity } => self.string(capacity),
             DescKind::Array { elem, len } => {
-                let elem = self.register_desc(elem)?;
+                let elem = self.register_desc_in(elem)?;
                 self.array(elem, len)
             }
             DescKind::Composite { name, members } => {
@@ -380,11 +466,10 @@ impl TypeRegistry {
                 if Primitive::from_name(name).is_some() || name == "string" {
                     return Err(TypeError::Builtin(name.to_owned()));
                 }
-                let mut scratch = self.clone();
                 let mut resolved = Vec::with_capacity(members.len());
                 for m in members {
                     validate_name(m.name).map_err(|e| bad_name(m.name, e))?;
-                    resolved.push((m.name.to_owned(), Some(m.offset), scratch.register_desc(m.ty)?));
+                    resolved.push((m.name.to_owned(), Some(m.offset), self.register_desc_in(m.ty)?));
                 }
                 let layout =
                     build_composite(name, resolved, Some(desc.size), Some(desc.align), Serializer::DEFAULT)?;
@@ -395,11 +480,11 @@ impl TypeRegistry {
                         Err(TypeError::DuplicateType(name.to_owned()))
                     };
                 }
-                scratch.check_id(&layout)?;
+                self.check_id(&layout)?;
+                self.check_depth(&layout)?;
                 let layout = Arc::new(layout);
-                scratch.composites.push(layout.id);
-                scratch.insert(layout.clone());
-                *self = scratch;
+                self.composites.push(layout.id);
+                self.insert(layout.clone());
                 Ok(layout)
             }
         }
