@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::format::{
-    Frame, Op, SEGMENT_HEADER_LEN, decode_commit, decode_segment_header, encode_frame, encode_segment_header,
-    read_frame,
+    COMMIT_HEADER_LEN, DELETE_LEN, FRAME_HEADER_LEN, FRAME_MAX_LEN, Frame, Op, SEGMENT_HEADER_LEN,
+    decode_commit, decode_segment_header, encode_frame, encode_segment_header, read_frame,
 };
 use super::vfs::{Storage, WriteFile};
 use super::{PersistError, Stop};
@@ -140,7 +140,7 @@ impl Wal {
                         }
                         Frame::Good(..) | Frame::End => false,
                     };
-                let follows = if torn { valid_entry_after(&bytes, at, last_seq) } else { None };
+                let follows = if torn { valid_entry_after(&bytes, at, last_seq) } else { Search::NotFound };
                 let problem = match frame {
                     Frame::Good(payload, next) => match decode_commit(payload) {
                         Ok((seq, ops)) if seq > last_seq => {
@@ -156,24 +156,16 @@ impl Wal {
                         Err(e) => e.0,
                     },
                     Frame::End => break,
-                    _ if torn && follows.is_none() => {
+                    _ if torn && follows == Search::NotFound => {
                         report.torn_tail = Some((shown.clone(), at as u64));
                         cut = Some((k, at as u64));
                         break;
                     }
-                    Frame::Incomplete if last => format!(
-                        "entry longer than the rest of the file, though a valid entry follows at offset {}",
-                        follows.unwrap_or_default()
-                    ),
+                    Frame::Incomplete if last => format!("entry longer than the rest of the file, {follows}"),
                     Frame::Incomplete => {
                         "entry cut short before the end of a segment that is not the last".into()
                     }
-                    Frame::Bad { reason, .. } if torn => {
-                        format!(
-                            "{reason}, though a valid entry follows at offset {}",
-                            follows.unwrap_or_default()
-                        )
-                    }
+                    Frame::Bad { reason, .. } if torn => format!("{reason}, {follows}"),
                     Frame::Bad { reason, .. } => reason.to_owned(),
                 };
                 if !salvage {
@@ -392,13 +384,74 @@ impl Wal {
     }
 }
 
-/// The offset of the first valid log entry after offset `at` with a sequence number above
-/// `last_seq`, if any.
-fn valid_entry_after(bytes: &[u8], at: usize, last_seq: u64) -> Option<usize> {
-    (at + 1..bytes.len()).find(|&p| match read_frame(bytes, p) {
-        Frame::Good(payload, _) => decode_commit(payload).is_ok_and(|(seq, _)| seq > last_seq),
-        _ => false,
-    })
+/// What the search for a valid entry after a torn-looking one found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Search {
+    /// No valid entry starts after it: it is a torn write.
+    NotFound,
+    /// A valid entry starts at this offset: the entry before it is damage.
+    Found(usize),
+    /// The search checked as many bytes as it may, up to this offset, without an answer.
+    GaveUp(usize),
+}
+
+impl std::fmt::Display for Search {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Search::NotFound => f.write_str("with no valid entry after it"),
+            Search::Found(p) => write!(f, "though a valid entry follows at offset {p}"),
+            Search::GaveUp(p) => write!(
+                f,
+                "and what follows could not be told apart from valid entries (the search gave up at offset {p})"
+            ),
+        }
+    }
+}
+
+/// The search for a valid entry checksums at most this many bytes per byte it searches (plus
+/// [`SEARCH_MIN_WORK`]), so that it takes time linear in the segment's size.
+const SEARCH_WORK_PER_BYTE: usize = 8;
+const SEARCH_MIN_WORK: usize = 16 << 20;
+
+/// Looks for a valid log entry (a good checksum, a well-formed payload, a sequence number
+/// above `last_seq`) starting anywhere after offset `at`.
+///
+/// Every offset is a candidate, but cheap checks come first: a frame length that holds a
+/// commit header and fits in the rest of the file, a sequence number above `last_seq`, and an
+/// operation count the length can hold. Only then is the payload checksummed, and the bytes
+/// checksummed are bounded by a multiple of the bytes searched; past that the search gives up,
+/// and the caller treats the entry as damage rather than a torn write.
+fn valid_entry_after(bytes: &[u8], at: usize, last_seq: u64) -> Search {
+    let end = bytes.len();
+    let mut budget = (end - at).saturating_mul(SEARCH_WORK_PER_BYTE).saturating_add(SEARCH_MIN_WORK);
+    let u32_at = |p: usize| u32::from_le_bytes(bytes[p..p + 4].try_into().expect("4 bytes")) as usize;
+    for p in at + 1..end {
+        // The smallest entry: a frame header and a commit header.
+        let Some(room) = (end - p).checked_sub(FRAME_HEADER_LEN) else { break };
+        if room < COMMIT_HEADER_LEN {
+            break;
+        }
+        let len = u32_at(p);
+        if !(COMMIT_HEADER_LEN..=room.min(FRAME_MAX_LEN)).contains(&len) {
+            continue;
+        }
+        let payload = p + FRAME_HEADER_LEN;
+        let seq = u64::from_le_bytes(bytes[payload..payload + 8].try_into().expect("8 bytes"));
+        let ops = u32_at(payload + 8);
+        if seq <= last_seq || ops > (len - COMMIT_HEADER_LEN) / DELETE_LEN {
+            continue;
+        }
+        if len > budget {
+            return Search::GaveUp(p);
+        }
+        budget -= len;
+        if let Frame::Good(payload, _) = read_frame(bytes, p)
+            && decode_commit(payload).is_ok_and(|(seq, _)| seq > last_seq)
+        {
+            return Search::Found(p);
+        }
+    }
+    Search::NotFound
 }
 
 impl From<io::Error> for PersistError {
