@@ -240,7 +240,7 @@ impl Database {
     /// (unless `options.salvage` asks to start from what is valid); a torn last log entry is
     /// cut off and reported in [`recovery_report`](Self::recovery_report).
     pub fn open_with(dir: impl AsRef<Path>, config: Config, options: PersistOptions) -> Result<Database> {
-        let (persist, recovered) = crate::persist::open_dir(dir.as_ref(), options)?;
+        let (persist, recovered) = crate::persist::open_dir(dir.as_ref(), options, &config)?;
         let reclaimer = Arc::new(Reclaimer::default());
         let mut tables: Vec<Arc<TableData>> = recovered.tables.into_iter().map(Arc::new).collect();
         tables.sort_by_key(|t| t.id);
@@ -649,7 +649,12 @@ impl Database {
                     limit: self.shared.config.max_relations as u64,
                 });
             }
-            let id = RelationId(d.catalog.next_relation_id + 1);
+            let id = RelationId(
+                d.catalog
+                    .next_relation_id
+                    .checked_add(1)
+                    .ok_or(Error::LimitReached { what: "relation ids", limit: u64::MAX })?,
+            );
             let name = match name {
                 Some(n) => n.to_owned(),
                 None => default_relation_name(from_table, from_field, id),

@@ -8,7 +8,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::format::{CHECKPOINT_HEADER_LEN, CheckpointHeader};
+use super::format::{CHECKPOINT_HEADER_LEN, CheckpointHeader, MAX_RECORD_ID};
 use super::manifest::{CheckpointEntry, checkpoint_file_name};
 use super::vfs::{Storage, WriteFile};
 use crate::ids::{RecordId, TableId};
@@ -123,6 +123,15 @@ pub fn load(
             h.id_runs
         )));
     }
+    if h.record_count != entry.records || bytes.len() as u64 != entry.bytes {
+        return Err(err(format!(
+            "holds {} records in {} bytes (offset 32), but schema.json records {} records in {} bytes",
+            h.record_count,
+            bytes.len(),
+            entry.records,
+            entry.bytes
+        )));
+    }
     if h.body_crc != entry.crc32 {
         return Err(err(format!(
             "header checksum {:#010x} (offset 64) differs from the {:#010x} schema.json recorded",
@@ -155,13 +164,24 @@ pub fn load(
         if first < last_end || len == 0 {
             return Err(err(format!("id run at offset {offset} overlaps or is empty")));
         }
-        let n = usize::try_from(len).ok().filter(|n| at + n * rs <= records_len);
-        let Some(n) = n else {
+        // One past the run's last id: the table's next id at least. When it fits a u64, the
+        // last id is at most MAX_RECORD_ID.
+        let Some(end) = first.checked_add(len) else {
+            return Err(err(format!(
+                "id run at offset {offset} ({len} ids from {first}) goes past the highest record id {MAX_RECORD_ID}"
+            )));
+        };
+        let run_end = usize::try_from(len)
+            .ok()
+            .and_then(|n| n.checked_mul(rs))
+            .and_then(|b| at.checked_add(b))
+            .filter(|&e| e <= records_len);
+        let Some(run_end) = run_end else {
             return Err(err(format!("id run at offset {offset} covers more records than the file holds")));
         };
-        table.load_run(w, RecordId(first), &records[at..at + n * rs]);
-        at += n * rs;
-        last_end = first + len;
+        table.load_run(w, RecordId(first), &records[at..run_end]);
+        at = run_end;
+        last_end = end;
     }
     if at != records_len {
         return Err(err(format!("id runs cover {} records, the header says {}", at / rs, h.record_count)));

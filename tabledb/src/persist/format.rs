@@ -17,6 +17,15 @@ pub const FRAME_HEADER_LEN: usize = 8;
 /// The largest log frame payload; a length above it is corruption, not a big commit.
 pub const FRAME_MAX_LEN: usize = 1 << 30;
 
+/// The highest sequence number, checkpoint generation and relation id a data directory may
+/// hold. Each grows by one per change, so no real database comes near it; a larger value is
+/// damage, refused at open so that the next change can always be numbered.
+pub const MAX_SEQ: u64 = u64::MAX / 2;
+
+/// The highest record id a data directory may hold, so that one past it (a table's next id)
+/// still fits a `u64`.
+pub const MAX_RECORD_ID: u64 = u64::MAX - 1;
+
 pub const OP_PUT: u8 = 1;
 pub const OP_DELETE: u8 = 2;
 

@@ -1,11 +1,13 @@
 //! `schema.json`: the durable description of a database — types, tables, relations, and which
 //! checkpoint file holds each table.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::format::MAX_SEQ;
+use crate::config::Config;
 use crate::ids::TableId;
 use crate::schema::{FieldDef, Relation, TableSchema};
 use crate::storage::snapshot::Catalog;
@@ -158,9 +160,28 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Rebuilds the catalog and table schemas, validating everything: types first (each after
-    /// the ones it uses), then tables, then relations. Errors name what is inconsistent.
-    pub fn catalog(&self) -> Result<(Catalog, Vec<TableSchema>), String> {
+    /// Rebuilds the catalog and table schemas, validating everything: counts against the
+    /// configured limits and numbers against their maximum first, then types (each after the
+    /// ones it uses), then tables, then relations. Errors name what is inconsistent.
+    pub fn catalog(&self, config: &Config) -> Result<(Catalog, Vec<TableSchema>), String> {
+        for (what, count, limit) in [
+            ("types", self.types.len(), config.max_types),
+            ("tables", self.tables.len(), config.max_tables),
+            ("relations", self.relations.len(), config.max_relations),
+        ] {
+            if count > limit {
+                return Err(format!(
+                    "schema.json: {count} {what}, more than the configured limit of {limit} {what}"
+                ));
+            }
+        }
+        for (what, value) in
+            [("seq", self.seq), ("generation", self.generation), ("next_relation_id", self.next_relation_id)]
+        {
+            if value > MAX_SEQ {
+                return Err(format!("schema.json: {what} {value} is above the maximum {MAX_SEQ}"));
+            }
+        }
         let mut types = TypeRegistry::new();
         for def in &self.types {
             types.register_type(def.clone()).map_err(|e| format!("schema.json: type `{}`: {e}", def.name))?;
@@ -170,6 +191,9 @@ impl Manifest {
         let mut schemas = Vec::with_capacity(self.tables.len());
         for t in &self.tables {
             let what = format!("schema.json: table `{}`", t.name);
+            if t.created_seq > MAX_SEQ {
+                return Err(format!("{what}: created_seq {} is above the maximum {MAX_SEQ}", t.created_seq));
+            }
             let schema =
                 TableSchema::from_defs(&t.name, &t.fields, &mut types).map_err(|e| format!("{what}: {e}"))?;
             if schema.record_size != t.record_size {
@@ -192,13 +216,28 @@ impl Manifest {
                 if c.file != expect {
                     return Err(format!("{what}: checkpoint file `{}` should be named `{expect}`", c.file));
                 }
+                if c.seq > MAX_SEQ {
+                    return Err(format!("{what}: checkpoint seq {} is above the maximum {MAX_SEQ}", c.seq));
+                }
+                // Later checkpoints take higher generations: one above the newest would be
+                // written over by the next checkpoint.
+                if c.generation > self.generation {
+                    return Err(format!(
+                        "{what}: checkpoint generation {} is above the newest generation {}",
+                        c.generation, self.generation
+                    ));
+                }
             }
             schemas.push(schema);
         }
+        let by_name: HashMap<&str, &TableSchema> = schemas.iter().map(|s| (s.name.as_str(), s)).collect();
         let mut relations = BTreeMap::new();
+        let mut relation_names = HashSet::new();
         for r in &self.relations {
-            r.validate(|name| schemas.iter().find(|s| s.name == name))
-                .map_err(|e| format!("schema.json: {e}"))?;
+            r.validate(|name| by_name.get(name).copied()).map_err(|e| format!("schema.json: {e}"))?;
+            if !relation_names.insert(r.name.as_str()) {
+                return Err(format!("schema.json: relation `{}`: the name is used twice", r.name));
+            }
             if r.id.0 == 0 || r.id.0 > self.next_relation_id {
                 return Err(format!(
                     "schema.json: relation `{}`: id {} is outside 1..={}",

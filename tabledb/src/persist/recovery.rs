@@ -6,13 +6,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::format::Op;
+use super::format::{MAX_RECORD_ID, MAX_SEQ, Op};
 use super::manifest::Manifest;
 use super::wal::Wal;
 use super::{Counters, PersistError, PersistOptions, Persistence, Stop, checkpoint};
-use crate::ids::{RecordId, TableId};
-use crate::storage::reclaim::Writer;
-use crate::storage::snapshot::Catalog;
+use crate::config::Config;
+use crate::error::Error;
+use crate::ids::{CommitSeq, RecordId, TableId};
+use crate::storage::reclaim::{Reclaimer, Writer};
+use crate::storage::snapshot::{Catalog, Snapshot};
 use crate::storage::table_data::TableData;
 
 /// What opening a data directory found and did.
@@ -64,7 +66,11 @@ impl Progress {
     }
 }
 
-pub(crate) fn open(dir: &Path, options: PersistOptions) -> Result<(Persistence, Recovered), PersistError> {
+pub(crate) fn open(
+    dir: &Path,
+    options: PersistOptions,
+    config: &Config,
+) -> Result<(Persistence, Recovered), PersistError> {
     let started = Instant::now();
     let storage = options.storage.clone();
     let data_dir = dir.join("data");
@@ -80,7 +86,7 @@ pub(crate) fn open(dir: &Path, options: PersistOptions) -> Result<(Persistence, 
         let bytes = storage.read(&manifest_path).map_err(|e| PersistError::io(&manifest_path, "read", e))?;
         Manifest::from_json(&bytes).map_err(PersistError::Invalid)?
     };
-    let (catalog, schemas) = manifest.catalog().map_err(PersistError::Invalid)?;
+    let (catalog, schemas) = manifest.catalog(config).map_err(PersistError::Invalid)?;
     let mut progress = Progress { start: started, last: started, bytes: 0 };
     let mut report = RecoveryReport { tables: schemas.len(), ..RecoveryReport::default() };
 
@@ -116,6 +122,7 @@ pub(crate) fn open(dir: &Path, options: PersistOptions) -> Result<(Persistence, 
     }
 
     // The log.
+    let any_bytes_valid: Vec<bool> = tables.iter().map(|t| t.schema.any_bytes_valid()).collect();
     let stop = Arc::new(Stop::default());
     let mut max_ids: HashMap<usize, u64> = HashMap::new();
     let mut scratch = Vec::new();
@@ -127,6 +134,9 @@ pub(crate) fn open(dir: &Path, options: PersistOptions) -> Result<(Persistence, 
         options.salvage,
         stop.clone(),
         |seq, ops| {
+            if seq > MAX_SEQ {
+                return Err(format!("sequence number {seq} is above the maximum {MAX_SEQ}"));
+            }
             for op in ops {
                 let (table_id, id) = match *op {
                     Op::Put { table, id, .. } | Op::Delete { table, id } => (table, id),
@@ -140,8 +150,11 @@ pub(crate) fn open(dir: &Path, options: PersistOptions) -> Result<(Persistence, 
                 let table = &mut tables[index];
                 table.changed_at = seq;
                 let rid = RecordId(id);
-                if id == 0 {
-                    return Err("record id 0".into());
+                if id == 0 || id > MAX_RECORD_ID {
+                    return Err(format!(
+                        "record id {id} of table `{}` is outside 1..={MAX_RECORD_ID}",
+                        table.name()
+                    ));
                 }
                 match *op {
                     Op::Put { bytes, .. } => {
@@ -153,7 +166,7 @@ pub(crate) fn open(dir: &Path, options: PersistOptions) -> Result<(Persistence, 
                                 table.geom.record_size
                             ));
                         }
-                        if !table.schema.any_bytes_valid() {
+                        if !any_bytes_valid[index] {
                             table.schema.validate_record(bytes).map_err(|e| e.to_string())?;
                         }
                         match table.record_mut(&mut w, rid) {
@@ -200,6 +213,7 @@ pub(crate) fn open(dir: &Path, options: PersistOptions) -> Result<(Persistence, 
     }
     let checkpoint_seq = manifest.tables.iter().map(|t| t.base_seq()).max().unwrap_or(0);
     let seq = manifest.seq.max(replay.last_seq).max(checkpoint_seq);
+    let (catalog, tables) = check_relations(catalog, tables, seq)?;
     report.seq = seq;
     report.records = tables.iter().map(|t| t.live).sum();
     report.duration = started.elapsed();
@@ -238,4 +252,45 @@ pub(crate) fn open(dir: &Path, options: PersistOptions) -> Result<(Persistence, 
     }
     persistence.remove_unreferenced();
     Ok((persistence, Recovered { catalog, tables, seq }))
+}
+
+/// Checks that the recovered records satisfy every relation, as a schema change that creates
+/// one checks the records present then: damaged or hand-edited files must not start a
+/// database whose references point nowhere. Errors name the relation and the record.
+fn check_relations(
+    catalog: Catalog,
+    tables: Vec<TableData>,
+    seq: u64,
+) -> Result<(Catalog, Vec<TableData>), PersistError> {
+    if catalog.relations.is_empty() {
+        return Ok((catalog, tables));
+    }
+    let mut sorted: Vec<Arc<TableData>> = tables.into_iter().map(Arc::new).collect();
+    sorted.sort_by_key(|t| t.id);
+    let catalog = Arc::new(catalog);
+    let tables = Arc::new(sorted);
+    let snap = Snapshot {
+        seq: CommitSeq(seq),
+        catalog: catalog.clone(),
+        tables: tables.clone(),
+        stored_bytes: 0,
+        reclaimer: Arc::new(Reclaimer::default()),
+    };
+    let checked = catalog.relations.values().try_for_each(|r| {
+        crate::relations::check_existing(&snap, r).map_err(|e| match e {
+            Error::Constraint { relation, detail } => {
+                PersistError::Corrupt(format!("the stored records break relation `{relation}`: {detail}"))
+            }
+            other => PersistError::Corrupt(format!("relation `{}`: {other}", r.name)),
+        })
+    });
+    drop(snap);
+    checked?;
+    let catalog = Arc::try_unwrap(catalog).expect("the check's snapshot is gone");
+    let tables = Arc::try_unwrap(tables)
+        .expect("the check's snapshot is gone")
+        .into_iter()
+        .map(|t| Arc::try_unwrap(t).expect("the check's snapshot is gone"))
+        .collect();
+    Ok((catalog, tables))
 }
