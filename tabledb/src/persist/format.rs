@@ -242,6 +242,47 @@ impl<'a> CommitEncoder<'a> {
     }
 }
 
+/// Whether `p`, the start of a commit payload of `declared` bytes that the end of the file cut
+/// short, is well-formed as far as it goes: a commit header whose sequence number follows
+/// `last_seq`, then operations with known kinds and lengths inside the declared payload, the
+/// last of them possibly cut short, and nothing after the last one. A write torn by a crash
+/// leaves exactly that; a frame whose length was damaged does not (the next frame's header
+/// shows up where an operation should be).
+pub fn is_torn_commit(p: &[u8], declared: usize, last_seq: u64) -> bool {
+    if p.len() < COMMIT_HEADER_LEN {
+        return true;
+    }
+    let count = u32_at(p, 8) as usize;
+    if u64_at(p, 0) <= last_seq || count == 0 {
+        return false;
+    }
+    let (mut at, mut done) = (COMMIT_HEADER_LEN, 0);
+    while at < p.len() {
+        if done == count {
+            return false;
+        }
+        let rest = p.len() - at;
+        let header = match p[at] {
+            OP_PUT => PUT_HEADER_LEN,
+            OP_DELETE => DELETE_LEN,
+            _ => return false,
+        };
+        if rest >= 13 && u64_at(p, at + 5) == 0 {
+            return false;
+        }
+        if rest < header {
+            return true;
+        }
+        let len = if p[at] == OP_PUT { u32_at(p, at + 13) as usize } else { 0 };
+        at = match at.checked_add(header).and_then(|a| a.checked_add(len)) {
+            Some(next) if next <= declared && (p[at] == OP_DELETE || len > 0) => next,
+            _ => return false,
+        };
+        done += 1;
+    }
+    true
+}
+
 /// A malformed commit payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadError(pub String);

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::format::{
     COMMIT_HEADER_LEN, DELETE_LEN, FRAME_HEADER_LEN, FRAME_MAX_LEN, Frame, Op, SEGMENT_HEADER_LEN,
-    decode_commit, decode_segment_header, encode_frame, encode_segment_header, read_frame,
+    decode_commit, decode_segment_header, encode_frame, encode_segment_header, is_torn_commit, read_frame,
 };
 use super::vfs::{Storage, WriteFile};
 use super::{PersistError, Stop};
@@ -140,7 +140,21 @@ impl Wal {
                         }
                         Frame::Good(..) | Frame::End => false,
                     };
-                let follows = if torn { valid_entry_after(&bytes, at, last_seq) } else { Search::NotFound };
+                // An entry cut short whose payload is well-formed as far as it goes is what a
+                // crash while appending leaves; only a damaged one needs the search for a
+                // valid entry after it (which is bounded, and may give up).
+                let looks_torn = matches!(frame, Frame::Incomplete)
+                    && bytes.len() - at >= FRAME_HEADER_LEN
+                    && is_torn_commit(
+                        &bytes[at + FRAME_HEADER_LEN..],
+                        u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize,
+                        last_seq,
+                    );
+                let follows = if torn && !looks_torn {
+                    valid_entry_after(&bytes, at, last_seq)
+                } else {
+                    Search::NotFound
+                };
                 let problem = match frame {
                     Frame::Good(payload, next) => match decode_commit(payload) {
                         Ok((seq, ops)) if seq > last_seq => {
