@@ -348,6 +348,8 @@ impl Database {
     /// [`begin`](Self::begin) takes its ids from a counter shared by all transactions instead,
     /// so concurrent creators never conflict, but which ids they get depends on timing; when
     /// one of those ids was taken meanwhile by a deterministic commit, it conflicts instead.
+    /// (The ids of the latest 32 deterministic commits per table are known one by one; below
+    /// the ids of older ones that committed since it began, it conflicts without knowing.)
     pub fn begin_deterministic(&self) -> Transaction {
         let mut tx = Transaction::new(self.shared.clone());
         tx.deterministic = true;

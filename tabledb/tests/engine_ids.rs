@@ -147,6 +147,40 @@ fn an_id_a_deterministic_commit_used_is_not_given_again_after_its_record_is_dele
 }
 
 #[test]
+fn an_ordinary_insert_conflicts_only_with_ids_a_deterministic_commit_used() {
+    let db = Database::new();
+    let t = db.create_table::<Item>().unwrap();
+    let mut slow = db.begin();
+    assert_eq!(insert_all(&mut slow, t, &[1]), vec![1], "from the shared counter");
+    let mut other = db.begin();
+    assert_eq!(insert_all(&mut other, t, &[2]), vec![2]);
+    other.commit().unwrap();
+    let mut deterministic = db.begin_deterministic();
+    assert_eq!(insert_all(&mut deterministic, t, &[3]), vec![3], "numbered after the committed 2");
+    deterministic.commit().unwrap();
+    slow.commit().expect("id 1 was used by no one else");
+    assert_eq!(values(&db, t), vec![(1, 1), (2, 2), (3, 3)]);
+
+    // However many deterministic commits numbered records since an ordinary transaction
+    // began, it conflicts only with ids they used — up to 32 of them are told apart one by
+    // one; below the ids of older ones it conflicts without knowing.
+    for (commits, conflicts) in [(20, false), (40, true)] {
+        let mut slow = db.begin();
+        let id = insert_all(&mut slow, t, &[4])[0];
+        let mut other = db.begin();
+        insert_all(&mut other, t, &[5]);
+        other.commit().unwrap();
+        for v in 0..commits {
+            let mut d = db.begin_deterministic();
+            let used = insert_all(&mut d, t, &[100 + v]);
+            assert!(used[0] > id);
+            d.commit().unwrap();
+        }
+        assert_eq!(slow.commit().is_err(), conflicts, "{commits} deterministic commits since it began");
+    }
+}
+
+#[test]
 fn the_next_id_survives_a_restart_with_and_without_a_checkpoint() {
     for checkpoint in [false, true] {
         let dir = tempfile::tempdir().unwrap();

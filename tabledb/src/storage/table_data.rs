@@ -96,17 +96,54 @@ pub struct TableData {
     /// Transactions begun with [`Database::begin_deterministic`](crate::Database::begin_deterministic)
     /// number their new records from here.
     pub next_id: u64,
-    /// `next_id` right after the latest commit of a deterministic transaction that numbered
-    /// records in this table (0 before any). An id the shared counter handed out before such
-    /// a commit may have been used by it; commit validation uses this to refuse a second
-    /// record with that id. Not persisted: no transaction outlives the process.
-    pub det_next_id: u64,
+    /// The ids recent deterministic commits numbered records with. An id the shared counter
+    /// handed out before such a commit may have been used by it; commit validation uses this
+    /// to refuse a second record with that id. Not persisted: no transaction outlives the
+    /// process.
+    pub det_ranges: Arc<DetRanges>,
     /// Bumped by every schema change of this table; a transaction that started before one
     /// cannot commit into the table.
     pub version: u64,
     /// The commit that last changed the table's records (for skipping unchanged tables in
     /// checkpoints).
     pub changed_at: u64,
+}
+
+/// The id ranges the latest deterministic commits numbered records in, oldest first; older ones
+/// are summed up in one bound.
+#[derive(Clone, Debug, Default)]
+pub struct DetRanges {
+    /// (commit sequence number, first id, one past the last id).
+    recent: Vec<(u64, u64, u64)>,
+    /// For the ranges dropped to keep `recent` short: the newest one's commit, and one past
+    /// the highest id any of them used.
+    dropped: Option<(u64, u64)>,
+}
+
+impl DetRanges {
+    /// Ranges kept one by one.
+    const KEPT: usize = 32;
+
+    /// Records that the commit `seq` numbered records with `ids`.
+    pub fn push(&mut self, seq: u64, ids: std::ops::Range<u64>) {
+        if ids.is_empty() {
+            return;
+        }
+        self.recent.push((seq, ids.start, ids.end));
+        if self.recent.len() > Self::KEPT {
+            let (old_seq, _, end) = self.recent.remove(0);
+            let end = self.dropped.map_or(end, |(_, e)| e.max(end));
+            self.dropped = Some((old_seq, end));
+        }
+    }
+
+    /// Whether a deterministic commit after commit `since` may have used `id`: certainly when
+    /// one did, and also when the ranges of such commits were dropped and `id` lies below
+    /// their end.
+    pub fn used_since(&self, since: u64, id: u64) -> bool {
+        self.recent.iter().any(|&(seq, first, end)| seq > since && (first..end).contains(&id))
+            || self.dropped.is_some_and(|(seq, end)| seq > since && id < end)
+    }
 }
 
 impl TableData {
@@ -122,7 +159,7 @@ impl TableData {
             end_pos: 0,
             ids: IdAllocator::new(1),
             next_id: 1,
-            det_next_id: 0,
+            det_ranges: Arc::default(),
             version,
             changed_at: version,
         }
@@ -388,7 +425,7 @@ impl TableData {
         }
         out.end_pos = out.end_pos.max(self.end_pos);
         out.next_id = out.next_id.max(self.next_id);
-        out.det_next_id = self.det_next_id;
+        out.det_ranges = self.det_ranges.clone();
         out
     }
 

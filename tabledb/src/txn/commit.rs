@@ -232,13 +232,11 @@ fn check(tx: &Transaction, stages: &[TableStage], current: &Snapshot, config: &c
                     }
                     // Only a deterministic commit can have used an id handed out by the
                     // shared counter: one that committed since this transaction began (else
-                    // the counter would have been past its ids) and stored ids up to this one
-                    // or beyond, even if the record is deleted or compacted away by now.
+                    // the counter would have been past its ids), even if the record is
+                    // deleted or compacted away by now.
                     ChangeKind::Insert
                         if c.id.0 < now.next_id
-                            && (now.is_live(c.id)
-                                || (now.det_next_id != stage.base.det_next_id
-                                    && c.id.0 < now.det_next_id)) =>
+                            && (now.is_live(c.id) || now.det_ranges.used_since(tx.start.seq.0, c.id.0)) =>
                     {
                         "another commit created a record with the id this transaction gave its new record"
                     }
@@ -363,7 +361,8 @@ pub(crate) fn apply(
         if stage.ids_taken > 0 {
             // The shared counter must not hand out the ids this commit used.
             table.ids.advance_to(table.next_id);
-            table.det_next_id = table.next_id;
+            // It numbered from the start snapshot's next id, which `check` found unchanged.
+            Arc::make_mut(&mut table.det_ranges).push(seq, stage.base.next_id..table.next_id);
         }
         table.changed_at = seq;
         stored_bytes = stored_bytes - table_bytes(now) + table_bytes(&table);
