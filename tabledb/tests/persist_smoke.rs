@@ -250,3 +250,51 @@ fn an_idle_table_does_not_keep_checkpoints_from_trimming_the_log() {
     assert_eq!(snap.get(db.table::<Player>().unwrap(), id).unwrap().hp, 99);
     assert_eq!(snap.len(db.table::<Item>().unwrap()).unwrap(), 1);
 }
+
+#[test]
+fn without_a_log_a_crash_after_a_schema_change_keeps_the_tables_consistent() {
+    use std::sync::Arc;
+    use tabledb::persist::SimStorage;
+    use tabledb::schema::FieldDef;
+
+    #[derive(Table, Clone, Copy, Debug, PartialEq)]
+    #[repr(C)]
+    struct Parent {
+        v: u64,
+    }
+    #[derive(Table, Clone, Copy, Debug, PartialEq)]
+    #[repr(C)]
+    struct Child {
+        parent: u64,
+    }
+    let options = |sim: &SimStorage| tabledb::PersistOptions {
+        durability: tabledb::Durability::CheckpointOnly,
+        checkpoint_after_wal_bytes: 0,
+        storage: Arc::new(sim.clone()),
+        ..tabledb::PersistOptions::default()
+    };
+    let sim = SimStorage::new(7);
+    let db = Database::open_with("/db", tabledb::Config::default(), options(&sim)).unwrap();
+    let parents = db.create_table::<Parent>().unwrap();
+    let children = db.create_table::<Child>().unwrap();
+    db.create_relation(None, "child", "parent", "parent", "id").unwrap();
+    let p = db.insert(parents, &Parent { v: 1 }).unwrap();
+    let c = db.insert(children, &Child { parent: p.0 }).unwrap();
+    assert!(db.checkpoint().unwrap());
+    let mut tx = db.begin();
+    tx.delete(children, c).unwrap();
+    tx.delete(parents, p).unwrap();
+    tx.commit().unwrap();
+    // Rewrites `parent`; `child` changed since its checkpoint too.
+    db.add_field("parent", &FieldDef::new("w", "u32")).unwrap();
+    let image = sim.crash_image();
+    drop(db);
+    let db = Database::open_with("/db", tabledb::Config::default(), options(&image))
+        .unwrap_or_else(|e| panic!("the crash image does not open: {e}"));
+    let snap = db.snapshot();
+    assert_eq!(
+        (snap.len("parent").unwrap(), snap.len("child").unwrap()),
+        (0, 0),
+        "both as of the schema change"
+    );
+}

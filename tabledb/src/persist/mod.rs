@@ -458,8 +458,8 @@ impl Persistence {
     }
 
     /// Makes a schema change durable before it is published: syncs the log, writes a
-    /// checkpoint of every table whose records were rewritten, then `schema.json`. Called
-    /// under the commit lock.
+    /// checkpoint of every table whose records were rewritten (and, with no log, of every
+    /// table changed since its checkpoint), then `schema.json`. Called under the commit lock.
     pub fn persist_ddl(&self, next: &Snapshot, rewritten: &[TableId]) -> Result<(), PersistError> {
         self.stop.check()?;
         if let Some(wal) = &self.wal {
@@ -468,11 +468,23 @@ impl Persistence {
         let mut writing = Writing::new(&self.writing);
         let mut manifest = lock(&self.manifest);
         let mut m = Manifest::describe(&next.catalog, &next.tables, next.seq.0, &manifest);
-        if !rewritten.is_empty() {
+        // Without a log, the tables changed since their checkpoints would come back from a
+        // crash as of those older checkpoints, beside the rewritten ones as of this change: a
+        // state that never existed (and may break relations). So they are written too.
+        let mut to_write = rewritten.to_vec();
+        if self.options.durability == Durability::CheckpointOnly {
+            for t in next.tables.iter() {
+                let stale = m.tables.iter().any(|e| e.id == t.id.0 && t.changed_at > e.base_seq());
+                if stale && !to_write.contains(&t.id) {
+                    to_write.push(t.id);
+                }
+            }
+        }
+        if !to_write.is_empty() {
             let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
             let data_dir = self.data_dir();
-            for &id in rewritten {
-                let table = next.table_data(id).expect("a rewritten table is in the new snapshot");
+            for &id in &to_write {
+                let table = next.table_data(id).expect("a table to write is in the new snapshot");
                 let entry = self.write_checkpoint(table, generation, next.seq.0, &mut writing)?;
                 if let Some(t) = m.tables.iter_mut().find(|t| t.id == id.0) {
                     t.checkpoint = Some(entry);
