@@ -9,19 +9,21 @@ use crate::schema::{ID_FIELD, Relation};
 use crate::storage::snapshot::Snapshot;
 use crate::storage::table_data::TableData;
 use crate::txn::{ChangeKind, TableStage, field_bit};
+use crate::types::TypeLayout;
 
 /// Checks that every record of the relation's source table refers to an existing target.
 pub(crate) fn check_existing(snap: &Snapshot, relation: &Relation) -> Result<()> {
     let from = snap.find(relation.from_table.as_str())?;
     let to = snap.find(relation.to_table.as_str())?;
-    let field = from.schema.require_field(&relation.from_field)?.range();
+    let from_field = from.schema.require_field(&relation.from_field)?;
+    let field = from_field.range();
     let mut bad = None;
     if relation.to_field == ID_FIELD {
         from.for_each_live(|id, rec| {
             if bad.is_none() {
                 let target = u64::from_le_bytes(rec[field.clone()].try_into().expect("u64 field"));
                 if target != 0 && !to.is_live(crate::RecordId(target)) {
-                    bad = Some((id, target.to_string()));
+                    bad = Some((id, format!("id {target}")));
                 }
             }
         });
@@ -33,7 +35,7 @@ pub(crate) fn check_existing(snap: &Snapshot, relation: &Relation) -> Result<()>
         });
         from.for_each_live(|id, rec| {
             if bad.is_none() && !keys.contains(&rec[field.clone()]) {
-                bad = Some((id, format!("{:?}", &rec[field.clone()])));
+                bad = Some((id, describe(&rec[field.clone()], Some(&from_field.layout))));
             }
         });
     }
@@ -146,9 +148,12 @@ pub(crate) fn check_commit(stages: &[TableStage], current: &Snapshot) -> Result<
         if from_stage.is_none() && to_stage.is_none() {
             continue;
         }
-        let from_range = from.schema.require_field(&r.from_field)?.range();
-        let from_bit = field_bit(from.schema.field_index(&r.from_field).expect("required above"));
         let to_id = r.to_field == ID_FIELD;
+        let from_field = from.schema.require_field(&r.from_field)?;
+        let from_range = from_field.range();
+        // How a violating value is named: the id, or the field's value as JSON.
+        let value_layout = (!to_id).then_some(&*from_field.layout);
+        let from_bit = field_bit(from.schema.field_index(&r.from_field).expect("required above"));
         let (to_range, to_bit) = if to_id {
             // Only whether the record is live matters.
             (0..0, 0)
@@ -205,7 +210,7 @@ pub(crate) fn check_commit(stages: &[TableStage], current: &Snapshot) -> Result<
                 return Err(violation(format!(
                     "record {id} of `{}` refers to {}, which `{}` does not hold",
                     r.from_table,
-                    describe(value, to_id),
+                    describe(value, value_layout),
                     r.to_table
                 )));
             }
@@ -265,7 +270,7 @@ pub(crate) fn check_commit(stages: &[TableStage], current: &Snapshot) -> Result<
                     return Err(violation(format!(
                         "record {id} of `{}` still refers to {} of `{}`, which this commit removes",
                         r.from_table,
-                        describe(value, to_id),
+                        describe(value, value_layout),
                         r.to_table
                     )));
                 }
@@ -275,10 +280,28 @@ pub(crate) fn check_commit(stages: &[TableStage], current: &Snapshot) -> Result<
     Ok(())
 }
 
-fn describe(value: &[u8], to_id: bool) -> String {
-    if to_id {
-        format!("id {}", u64::from_le_bytes(value.try_into().expect("u64 field")))
-    } else {
-        format!("the value {value:?}")
+/// Longest text of a value a violation message shows, in bytes.
+const DESCRIBED_VALUE_MAX: usize = 200;
+
+/// Names a referring value in a violation message: `id N` for a reference by id (no layout),
+/// else the value as JSON, decoded with the field's layout (e.g. `the value "green"`), cut
+/// short past [`DESCRIBED_VALUE_MAX`] bytes.
+fn describe(value: &[u8], layout: Option<&TypeLayout>) -> String {
+    let Some(layout) = layout else {
+        return format!("id {}", u64::from_le_bytes(value.try_into().expect("u64 field")));
+    };
+    let mut text = match layout.to_json(value) {
+        Ok(json) => json.to_string(),
+        // Stored values decode; should one not, the bytes still identify it.
+        Err(_) => format!("{value:?}"),
+    };
+    if text.len() > DESCRIBED_VALUE_MAX {
+        let mut end = DESCRIBED_VALUE_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
     }
+    format!("the value {text}")
 }

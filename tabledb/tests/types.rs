@@ -72,12 +72,43 @@ fn floats_round_trip_through_bytes_and_json() {
     for v in
         [0.0f32, -0.0, 1.5, -2.25, 0.1, f32::MAX, f32::MIN, f32::MIN_POSITIVE, 1e-45, std::f32::consts::PI]
     {
-        assert_round_trip(&f32_, &v.to_le_bytes(), &json!(v as f64));
+        // Shown as the shortest decimal that reads back as this f32: 0.1, not 0.10000000149011612.
+        let shortest: f64 = v.to_string().parse().unwrap();
+        assert_round_trip(&f32_, &v.to_le_bytes(), &json!(shortest));
     }
+    assert_eq!(serde_json::to_string(&f32_.to_json(&0.1f32.to_le_bytes()).unwrap()).unwrap(), "0.1");
     let f64_ = layout(&mut reg, "f64");
     assert_eq!((f64_.size, f64_.align), (8, 8));
     for v in [0.0f64, -0.0, 1.5, 0.1, f64::MAX, f64::MIN, f64::MIN_POSITIVE, 5e-324, std::f64::consts::E] {
         assert_round_trip(&f64_, &v.to_le_bytes(), &json!(v));
+    }
+}
+
+/// Every finite f32 of a sweep over the bit patterns (both signs, subnormals, the largest)
+/// comes back with the same bits from its JSON text, which has no more significant digits
+/// than the f32's own shortest decimal.
+#[test]
+fn f32_json_text_reads_back_as_the_same_f32() {
+    let mut reg = TypeRegistry::new();
+    let l = layout(&mut reg, "f32");
+    let stride = 9_973u32; // prime: the sweep visits every exponent with varied mantissas
+    let edges = [0u32, 1, 2, 0x007F_FFFF, 0x0080_0000, 0x3DCC_CCCD, 0x7F7F_FFFF, 0x7F7F_FFFE];
+    let sweep = (0..=u32::MAX / stride).map(|k| k * stride);
+    for bits in sweep.chain(edges).flat_map(|b| [b, b | 0x8000_0000]) {
+        let v = f32::from_bits(bits);
+        if !v.is_finite() {
+            continue;
+        }
+        let text = serde_json::to_string(&l.to_json(&v.to_le_bytes()).unwrap()).unwrap();
+        let back = from_json(&l, &parse(&text)).unwrap_or_else(|e| panic!("{v:e} as {text}: {e}"));
+        assert_eq!(back, v.to_le_bytes(), "{v:e} ({bits:#010x}) written as {text}");
+        // Significant digits: those of the mantissa without leading and trailing zeros.
+        let significant = |t: &str| {
+            let mantissa: String =
+                t.split(['e', 'E']).next().unwrap().chars().filter(char::is_ascii_digit).collect();
+            mantissa.trim_start_matches('0').trim_end_matches('0').len()
+        };
+        assert!(significant(&text) <= significant(&format!("{v:e}")), "{v:e} written as {text}");
     }
 }
 

@@ -104,6 +104,21 @@ pub(crate) fn str_len(bytes: &[u8]) -> usize {
     u16::from_le_bytes([bytes[0], bytes[1]]) as usize
 }
 
+/// The f64 that writes an f32 as JSON: the shortest decimal that reads back as this f32
+/// (0.1 rather than 0.10000000149011612), so that a value echoes as it was written. Reading
+/// the number back (as an f64, narrowed to f32, as [`primitive_from_json`] does) gives the same
+/// f32; should the shortest decimal not, the exact widening is used instead.
+fn f32_as_json(x: f32) -> f64 {
+    let exact = f64::from(x);
+    if !x.is_finite() {
+        return exact;
+    }
+    match x.to_string().parse::<f64>() {
+        Ok(short) if (short as f32).to_bits() == x.to_bits() => short,
+        _ => exact,
+    }
+}
+
 fn primitive_to_json(p: Primitive, b: &[u8]) -> Result<Value, ValueError> {
     Ok(match p {
         Primitive::I8 => Value::from(i8::from_le_bytes(arr(b))),
@@ -116,7 +131,7 @@ fn primitive_to_json(p: Primitive, b: &[u8]) -> Result<Value, ValueError> {
         Primitive::U64 => Value::from(u64::from_le_bytes(arr(b))),
         // JSON has no NaN or infinity; they are shown as null.
         Primitive::F32 => {
-            Number::from_f64(f32::from_le_bytes(arr(b)) as f64).map_or(Value::Null, Value::Number)
+            Number::from_f64(f32_as_json(f32::from_le_bytes(arr(b)))).map_or(Value::Null, Value::Number)
         }
         Primitive::F64 => Number::from_f64(f64::from_le_bytes(arr(b))).map_or(Value::Null, Value::Number),
         Primitive::Bool => match b[0] {
