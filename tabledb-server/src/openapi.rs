@@ -64,7 +64,13 @@ fn type_schema(t: &TypeLayout) -> Value {
         TypeKind::Primitive(Primitive::Bool) => json!({ "type": "boolean" }),
         TypeKind::Primitive(Primitive::F32 | Primitive::F64) => json!({ "type": "number" }),
         TypeKind::Primitive(p) => json!({ "type": "integer", "format": p.name() }),
-        TypeKind::Str { capacity } => json!({ "type": "string", "maxLength": capacity }),
+        // The capacity counts bytes of UTF-8, which JSON Schema's `maxLength` (characters)
+        // cannot state: it is given in the description and as `x-max-bytes`.
+        TypeKind::Str { capacity } => json!({
+            "type": "string",
+            "description": format!("at most {capacity} bytes of UTF-8 (a character takes 1 to 4)"),
+            "x-max-bytes": capacity,
+        }),
         TypeKind::Array { elem, len } => {
             json!({ "type": "array", "items": type_schema(elem), "minItems": len, "maxItems": len })
         }
@@ -72,6 +78,37 @@ fn type_schema(t: &TypeLayout) -> Value {
             let props: Map<String, Value> =
                 members.iter().map(|m| (m.name.clone(), type_schema(&m.layout))).collect();
             json!({ "type": "object", "properties": props, "required": members.iter().map(|m| m.name.clone()).collect::<Vec<_>>() })
+        }
+    }
+}
+
+/// The responses every operation may get from the layers around the handlers: 408 past the
+/// request timeout (a listing's scan, a write or a call that takes longer; a write may still
+/// be applied), and, as configured, 401 (with API keys), 403 (a read-only key on a write) and
+/// 429 (with a rate limit).
+fn document_access(paths: &mut Map<String, Value>, s: &AppState) {
+    let keys = !s.cfg.api_keys.is_empty();
+    let rate_limited = s.cfg.rate_limit > 0;
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for (method, operation) in item.iter_mut() {
+            let Some(responses) = operation["responses"].as_object_mut() else { continue };
+            responses.insert(
+                "408".into(),
+                error_response(if path.starts_with("/rpc/") {
+                    "The request took longer than the request timeout (which a procedure whose own timeout is longer can reach); its writes may still be applied"
+                } else {
+                    "The request took longer than the request timeout; a write may still be applied"
+                }),
+            );
+            if !keys || path == "/health" {
+                responses.remove("401");
+            } else if !matches!(method.as_str(), "get" | "head" | "options") {
+                responses.insert("403".into(), error_response("The API key may only read"));
+            }
+            if !rate_limited {
+                responses.remove("429");
+            }
         }
     }
 }
@@ -88,6 +125,13 @@ pub fn document(s: &AppState) -> Value {
         ("415", "Body is not JSON"),
         ("503", "The request queue is full (see Retry-After)"),
     ];
+    // Writes that store more: they can reach a limit of the database.
+    let limit = (
+        "422",
+        "A limit of the database reached (tables, types, relations, records per table, database bytes, bytes of one commit)",
+    );
+    let grow_fails: Vec<(&str, &str)> = write_fails.iter().copied().chain([limit]).collect();
+    let grow_fails = grow_fails.as_slice();
     let mut paths = Map::new();
     paths.insert(
         "/health".into(),
@@ -105,7 +149,7 @@ pub fn document(s: &AppState) -> Value {
         "/types".into(),
         json!({
             "get": op("List types", "types", ("200", json_response("Types", json!({"type": "array", "items": {"type": "object"}}))), &[], None, vec![]),
-            "post": op("Register a composite type", "types", ("201", json_response("The type", json!({"type": "object"}))), &write_fails, Some(json!({ "$ref": "#/components/schemas/TypeDef" })), vec![]),
+            "post": op("Register a composite type", "types", ("201", json_response("The type", json!({"type": "object"}))), grow_fails, Some(json!({ "$ref": "#/components/schemas/TypeDef" })), vec![]),
         }),
     );
     paths.insert(
@@ -117,13 +161,13 @@ pub fn document(s: &AppState) -> Value {
         "/tables/{name}".into(),
         json!({
             "get": op("A table's schema", "tables", ("200", json_response("The table", json!({ "$ref": "#/components/schemas/Table" }))), &err4, None, vec![name()]),
-            "post": op("Create a table", "tables", ("201", json_response("The table", json!({ "$ref": "#/components/schemas/Table" }))), &write_fails, Some(json!({ "type": "object", "properties": { "fields": { "type": "array", "items": { "$ref": "#/components/schemas/FieldDef" } } }, "required": ["fields"] })), vec![name()]),
+            "post": op("Create a table", "tables", ("201", json_response("The table", json!({ "$ref": "#/components/schemas/Table" }))), grow_fails, Some(json!({ "type": "object", "properties": { "fields": { "type": "array", "items": { "$ref": "#/components/schemas/FieldDef" } } }, "required": ["fields"] })), vec![name()]),
             "delete": op("Drop a table", "tables", ("204", json!({ "description": "Dropped" })), &write_fails, None, vec![name()]),
         }),
     );
     paths.insert(
         "/tables/{name}/fields".into(),
-        json!({ "post": op("Add a field (records are rewritten, the field zeroed)", "tables", ("201", json_response("The table", json!({ "$ref": "#/components/schemas/Table" }))), &write_fails, Some(json!({ "$ref": "#/components/schemas/FieldDef" })), vec![name()]) }),
+        json!({ "post": op("Add a field (records are rewritten, the field zeroed)", "tables", ("201", json_response("The table", json!({ "$ref": "#/components/schemas/Table" }))), grow_fails, Some(json!({ "$ref": "#/components/schemas/FieldDef" })), vec![name()]) }),
     );
     paths.insert(
         "/tables/{name}/fields/{field}".into(),
@@ -155,7 +199,7 @@ pub fn document(s: &AppState) -> Value {
         "/tables/{name}/records".into(),
         json!({
             "get": op("List records", "records", ("200", json_response("A page of records", json!({ "type": "object", "properties": { "records": { "type": "array", "items": { "type": "object" } }, "total": { "type": "integer" }, "limit": { "type": "integer" }, "offset": { "type": "integer" } } }))), &err4, None, list_params),
-            "post": op("Create a record (an object) or records in one transaction (an array)", "records", ("201", json_response("The stored record, or {\"ids\": [...]}", json!({ "type": "object" }))), &write_fails, Some(json!({ "oneOf": [ { "type": "object" }, { "type": "array", "items": { "type": "object" } } ] })), vec![name()]),
+            "post": op("Create a record (an object) or records in one transaction (an array)", "records", ("201", json_response("The stored record, or {\"ids\": [...]}", json!({ "type": "object" }))), grow_fails, Some(json!({ "oneOf": [ { "type": "object" }, { "type": "array", "items": { "type": "object" } } ] })), vec![name()]),
         }),
     );
     let rid = || path_param("id", "Record id");
@@ -163,8 +207,8 @@ pub fn document(s: &AppState) -> Value {
         "/tables/{name}/records/{id}".into(),
         json!({
             "get": op("A record (JSON, or raw bytes with Accept: application/octet-stream)", "records", ("200", json!({ "description": "The record", "content": { "application/json": { "schema": { "type": "object" } }, "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } })), &err4, None, vec![name(), rid()]),
-            "put": op("Replace a record (every field)", "records", ("200", json_response("The record", json!({ "type": "object" }))), &write_fails, Some(json!({ "type": "object" })), vec![name(), rid()]),
-            "patch": op("Change some fields of a record", "records", ("200", json_response("The record", json!({ "type": "object" }))), &write_fails, Some(json!({ "type": "object" })), vec![name(), rid()]),
+            "put": op("Replace a record (every field)", "records", ("200", json_response("The record", json!({ "type": "object" }))), grow_fails, Some(json!({ "type": "object" })), vec![name(), rid()]),
+            "patch": op("Change some fields of a record", "records", ("200", json_response("The record", json!({ "type": "object" }))), grow_fails, Some(json!({ "type": "object" })), vec![name(), rid()]),
             "delete": op("Delete a record", "records", ("204", json!({ "description": "Deleted" })), &write_fails, None, vec![name(), rid()]),
         }),
     );
@@ -172,7 +216,7 @@ pub fn document(s: &AppState) -> Value {
         "/relations".into(),
         json!({
             "get": op("List relations", "relations", ("200", json_response("Relations", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Relation" } }))), &[], None, vec![]),
-            "post": op("Create a relation (enforced on every write)", "relations", ("201", json_response("The relation", json!({ "$ref": "#/components/schemas/Relation" }))), &write_fails, Some(json!({ "type": "object", "properties": { "name": { "type": "string" }, "from_table": { "type": "string" }, "from_field": { "type": "string" }, "to_table": { "type": "string" }, "to_field": { "type": "string", "description": "omitted: the target's id" } }, "required": ["from_table", "from_field", "to_table"] })), vec![]),
+            "post": op("Create a relation (enforced on every write)", "relations", ("201", json_response("The relation", json!({ "$ref": "#/components/schemas/Relation" }))), grow_fails, Some(json!({ "type": "object", "properties": { "name": { "type": "string" }, "from_table": { "type": "string" }, "from_field": { "type": "string" }, "to_table": { "type": "string" }, "to_field": { "type": "string", "description": "omitted: the target's id" } }, "required": ["from_table", "from_field", "to_table"] })), vec![]),
         }),
     );
     paths.insert(
@@ -193,9 +237,9 @@ pub fn document(s: &AppState) -> Value {
             ("400", "A missing, extra or wrongly typed parameter (named)"),
             ("404", "Unknown procedure"),
             ("409", "Conflicted on every attempt"),
-            ("422", "The procedure returned an error"),
+            ("422", "The procedure returned an error, or a limit of the database was reached"),
             ("503", "The request queue is full (see Retry-After)"),
-            ("504", "The call timed out"),
+            ("504", "The call ran over the procedure's timeout"),
         ];
         paths.insert(
             format!("/rpc/{}", p.name),
@@ -223,6 +267,7 @@ pub fn document(s: &AppState) -> Value {
             );
         }
     }
+    document_access(&mut paths, s);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "tabledb", "version": env!("CARGO_PKG_VERSION"), "description": "Tables of fixed-size records, relations and stored procedures over REST." },

@@ -1,5 +1,7 @@
 //! Listing records: PostgREST-style filters (`field=eq.5`, `neq`, `lt`, `lte`, `gt`, `gte`,
 //! `in.(1,2)`), `order=field.asc|desc`, `limit`, `offset`, and `count=true` for the total.
+//! A field named like one of these parameters is filtered the same way (`count=eq.5`): a value
+//! of the filter form makes the key a filter.
 //!
 //! A listing takes at most [`MAX_FILTERS`] filters, each `in` filter at most [`MAX_IN_VALUES`]
 //! values, and its scan stops at a deadline (the request timeout).
@@ -126,8 +128,14 @@ fn key_of(layout: &TypeLayout, b: &[u8]) -> Key {
 fn parse_key(layout: &TypeLayout, text: &str) -> Result<Key, String> {
     let bad = || format!("`{text}` is not a value of type `{}`", layout.name);
     match &layout.kind {
-        TypeKind::Primitive(Primitive::F32 | Primitive::F64) => {
-            text.parse::<f64>().map(Key::Float).map_err(|_| bad())
+        TypeKind::Primitive(Primitive::F64) => text.parse::<f64>().map(Key::Float).map_err(|_| bad()),
+        TypeKind::Primitive(Primitive::F32) => {
+            // The f32 a write of this number stores (read as an f64, then narrowed), so that
+            // `eq.0.1` finds the record written with 0.1. A finite number beyond the f32 range
+            // (which no write stores) is compared as it is.
+            let wide = text.parse::<f64>().map_err(|_| bad())?;
+            let narrow = wide as f32;
+            Ok(Key::Float(if wide.is_finite() && !narrow.is_finite() { wide } else { f64::from(narrow) }))
         }
         TypeKind::Primitive(Primitive::Bool) => match text {
             "true" => Ok(Key::Bool(true)),
@@ -217,6 +225,17 @@ impl Filter {
     }
 }
 
+/// The query parameters of a listing that are not filters.
+pub const LISTING_PARAMS: [&str; 4] = ["limit", "offset", "order", "count"];
+
+/// The filter operators.
+const OPERATORS: [&str; 7] = ["eq", "neq", "lt", "lte", "gt", "gte", "in"];
+
+/// Whether a query value has the form of a filter: an operator, a dot, the rest.
+fn is_filter_spec(value: &str) -> bool {
+    value.split_once('.').is_some_and(|(op, _)| OPERATORS.contains(&op))
+}
+
 /// Values an `in` filter may list at most.
 pub const MAX_IN_VALUES: usize = 1000;
 
@@ -275,7 +294,16 @@ impl Listing {
         let mut listing =
             Listing { filters: Vec::new(), order: None, limit: max_page.min(100), offset: 0, count: false };
         for (key, value) in params {
-            match key.as_str() {
+            // A field may be named like a listing parameter: a value of the filter form
+            // (`count=eq.5`) is then a filter on it. No value of `limit`, `offset` or `count`
+            // has that form; an `order` by a field named like an operator (`order=lt.desc`)
+            // does, and on a table with a field `order` it is read as the filter.
+            let key = key.as_str();
+            if LISTING_PARAMS.contains(&key) && schema.field(key).is_some() && is_filter_spec(value) {
+                listing.push_filter(schema, key, value)?;
+                continue;
+            }
+            match key {
                 "limit" => {
                     let limit: usize = value
                         .parse()
@@ -314,17 +342,18 @@ impl Listing {
                     };
                     listing.order = Some((Target::resolve(schema, field)?, desc));
                 }
-                field => {
-                    if listing.filters.len() == MAX_FILTERS {
-                        return Err(ApiError::bad_request(format!(
-                            "at most {MAX_FILTERS} filters per listing"
-                        )));
-                    }
-                    listing.filters.push(Filter::parse(schema, field, value)?)
-                }
+                field => listing.push_filter(schema, field, value)?,
             }
         }
         Ok(listing)
+    }
+
+    fn push_filter(&mut self, schema: &TableSchema, field: &str, spec: &str) -> Result<(), ApiError> {
+        if self.filters.len() == MAX_FILTERS {
+            return Err(ApiError::bad_request(format!("at most {MAX_FILTERS} filters per listing")));
+        }
+        self.filters.push(Filter::parse(schema, field, spec)?);
+        Ok(())
     }
 
     fn matches(&self, id: RecordId, record: &[u8]) -> bool {

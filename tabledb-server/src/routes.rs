@@ -2,6 +2,7 @@
 //! procedure calls go through the runtime's queue and are answered once acknowledged.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{Query, State};
@@ -284,13 +285,22 @@ pub async fn create_records(
             if many { ApiError::bad_request(format!("record {i}: {}", e.message)) } else { e }
         })?;
     }
+    // The position in the batch of the record refused, if one is: its error names it.
+    let refused = Arc::new(OnceLock::new());
+    let refused_in_job = Arc::clone(&refused);
     let v = s
         .run(Job::Write(Box::new(move |tx| {
             let schema = tx.snapshot().schema(name.as_str())?.clone();
             let mut ids = Vec::with_capacity(objects.len());
-            for obj in &objects {
-                let bytes = schema.record_from_json(obj, None)?;
-                ids.push(tx.create_record(name.as_str(), &bytes)?);
+            for (i, obj) in objects.iter().enumerate() {
+                let id = schema
+                    .record_from_json(obj, None)
+                    .map_err(tabledb::Error::from)
+                    .and_then(|bytes| tx.create_record(name.as_str(), &bytes))
+                    .inspect_err(|_| {
+                        let _ = refused_in_job.set(i);
+                    })?;
+                ids.push(id);
             }
             if many {
                 Ok(json!({ "ids": ids }))
@@ -298,7 +308,13 @@ pub async fn create_records(
                 record_json(&schema, ids[0], tx.read_record(name.as_str(), ids[0])?)
             }
         })))
-        .await?;
+        .await
+        .map_err(|mut e| {
+            if many && let Some(i) = refused.get() {
+                e.message = format!("record {i}: {}", e.message);
+            }
+            e
+        })?;
     Ok(created(v))
 }
 
@@ -340,6 +356,53 @@ fn parse_id(id: &str) -> ApiResult<RecordId> {
     }
 }
 
+/// The quality an `Accept` header gives a media type: that of the most specific range that
+/// matches it (`type/subtype`, then `type/*`, then `*/*`), 0 when none does. A range whose
+/// `q` is not a number from 0 to 1 is ignored.
+fn quality(accept: &str, media: &str) -> f32 {
+    let (ty, _) = media.split_once('/').unwrap_or((media, ""));
+    let mut best: Option<(u8, f32)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let Some(range_media) = parts.next().map(str::trim) else { continue };
+        let specificity = if range_media.eq_ignore_ascii_case(media) {
+            3
+        } else if range_media.strip_suffix("/*").is_some_and(|t| t.eq_ignore_ascii_case(ty)) {
+            2
+        } else if range_media == "*/*" {
+            1
+        } else {
+            continue;
+        };
+        let mut q = Some(1.0);
+        for param in parts {
+            if let Some((k, v)) = param.split_once('=')
+                && k.trim().eq_ignore_ascii_case("q")
+            {
+                q = v.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q));
+                break;
+            }
+        }
+        let Some(q) = q else { continue };
+        if best.is_none_or(|(s, _)| specificity > s) {
+            best = Some((specificity, q));
+        }
+    }
+    best.map_or(0.0, |(_, q)| q)
+}
+
+/// Whether a request's `Accept` headers prefer the raw bytes of a record
+/// (`application/octet-stream`) to JSON: only when they give the bytes a higher quality. With
+/// no `Accept`, an unreadable one, or one that accepts neither, the answer is JSON.
+fn prefers_raw(headers: &HeaderMap) -> bool {
+    let values: Vec<&str> = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect();
+    if values.is_empty() {
+        return false;
+    }
+    let accept = values.join(",");
+    quality(&accept, "application/octet-stream") > quality(&accept, "application/json")
+}
+
 pub async fn get_record(
     State(s): State<AppState>,
     Path((name, id)): Path<(String, String)>,
@@ -348,11 +411,7 @@ pub async fn get_record(
     let id = parse_id(&id)?;
     let snap = s.snapshot();
     let bytes = snap.read_record(name.as_str(), id)?;
-    let raw = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/octet-stream"));
-    if raw {
+    if prefers_raw(&headers) {
         return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes.to_vec()).into_response());
     }
     Ok(Json(record_json(snap.schema(name.as_str())?, id, bytes)?).into_response())
