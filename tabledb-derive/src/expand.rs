@@ -234,7 +234,8 @@ fn expand_field_type(c: &Checked<'_>) -> TokenStream {
                     kind: #krate::types::DescKind::Composite { name: #name, members: &[#(#members),*] },
                     size: ::core::mem::size_of::<#ident>(),
                     align: ::core::mem::align_of::<#ident>(),
-                };
+                }
+                .within_limits();
                 const NEEDS_VALIDATION: ::core::primitive::bool = #needs_validation;
             }
 

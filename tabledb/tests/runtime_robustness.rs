@@ -1,7 +1,7 @@
 //! The tick loop against program mistakes and races: a panicking write or schema-change
 //! closure ends only its own request, every accepted request is answered exactly once even
-//! while shutdown starts, a tick thread that dies anyway stops the runtime and answers what is
-//! queued, and timeouts too long to be a deadline are refused up front.
+//! while shutdown starts, replies that panic and panics whose payload panics again when dropped
+//! end only their own request, and timeouts too long to be a deadline are refused up front.
 //!
 //! Every wait is bounded: replies are awaited with `recv_timeout`, loops with a deadline.
 
@@ -234,11 +234,29 @@ fn a_procedure_timeout_beyond_the_maximum_is_refused_by_validate() {
     rt.shutdown();
 }
 
+/// A panic payload whose own `Drop` panics too.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the panic payload's drop panics");
+    }
+}
+
+fn bomb(_ctx: &mut ProcCtx<'_>, _args: Map<String, Value>) -> Result<Value, ProcError> {
+    std::panic::panic_any(Bomb)
+}
+
 #[test]
-fn a_tick_thread_that_panics_outside_the_requests_stops_the_runtime_and_answers_the_queue() {
-    let rt = Runtime::start(Database::new(), registry(), config()).unwrap();
+fn replies_that_panic_and_payloads_whose_drop_panics_end_only_their_request() {
+    let db = Database::new();
+    let items = db.create_table::<Item>().unwrap();
+    let registry = registry()
+        .with(Procedure { name: "bomb", params: &[], doc: "", timeout: None, invoke: bomb })
+        .unwrap();
+    let rt = Runtime::start(db.clone(), registry, config()).unwrap();
     let h = rt.handle();
-    // The reply itself panics: that is on the tick thread, outside any request's code.
+    // Replies are program code on the tick thread; these two panic.
     let (gate_tx, gate_rx) = mpsc::channel::<()>();
     h.submit(
         Job::Write(Box::new(move |_tx| {
@@ -249,24 +267,36 @@ fn a_tick_thread_that_panics_outside_the_requests_stops_the_runtime_and_answers_
         Box::new(|_| panic!("a reply that panics")),
     )
     .unwrap();
+    h.submit(Job::Write(Box::new(|_tx| Ok(Value::Null))), Box::new(|_| panic!("another reply that panics")))
+        .unwrap();
     let queued: Vec<_> = (0..5)
-        .map(|_| {
+        .map(|n| {
             let (r, rx) = reply();
-            h.submit(Job::Write(Box::new(|_tx| Ok(json!(1)))), r).unwrap();
+            h.submit(
+                Job::Write(Box::new(move |tx| {
+                    tx.insert(items, &Item { n })?;
+                    Ok(json!(n))
+                })),
+                r,
+            )
+            .unwrap();
             rx
         })
         .collect();
     gate_tx.send(()).unwrap();
-    for rx in queued {
-        let answer = rx.recv_timeout(WAIT).expect("every queued request is answered");
-        assert!(matches!(answer, Ok(_) | Err(ProcError::ShuttingDown)), "{answer:?}");
+    for (n, rx) in queued.into_iter().enumerate() {
+        assert_eq!(rx.recv_timeout(WAIT).expect("answered"), Ok(json!(n)));
     }
-    let deadline = Instant::now() + WAIT;
-    while !h.is_stopping() {
-        assert!(Instant::now() < deadline, "the runtime says it stopped");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let (r, _rx) = reply();
-    assert!(matches!(h.submit(Job::Write(Box::new(|_tx| Ok(Value::Null))), r), Err(ProcError::ShuttingDown)));
-    drop(rt);
+    // Panics whose payload panics again when dropped: in a write, a schema change and a
+    // procedure (which runs on the worker pool).
+    let write = h.write(|_tx| std::panic::panic_any(Bomb), WAIT);
+    assert!(matches!(write, Err(ProcError::Panicked { .. })), "{write:?}");
+    let ddl = h.ddl(|_db| std::panic::panic_any(Bomb), WAIT);
+    assert!(matches!(ddl, Err(ProcError::Panicked { .. })), "{ddl:?}");
+    let call = h.call("bomb", json!({}), WAIT);
+    assert!(matches!(call, Err(ProcError::Panicked { .. })), "{call:?}");
+    assert!(!h.is_stopping());
+    assert_eq!(h.call("one", json!({}), WAIT), Ok(json!(1)));
+    assert_eq!(db.snapshot().len(items).unwrap(), 5);
+    rt.shutdown();
 }

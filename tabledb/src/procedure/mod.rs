@@ -186,10 +186,9 @@ impl Procedure {
         let invoke = self.invoke;
         let name = self.name;
         let mut ctx = ProcCtx::new(tx, name, deadline);
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| invoke(&mut ctx, args))) {
+        match catch_panic(|| invoke(&mut ctx, args)) {
             Ok(result) => result,
-            Err(payload) => {
-                let message = panic_message(&*payload);
+            Err(message) => {
                 tracing::error!(procedure = name, panic = %message, "procedure panicked; its transaction is discarded");
                 Err(ProcError::Panicked { procedure: name.to_owned() })
             }
@@ -205,6 +204,18 @@ thread_local! {
 /// True while a procedure body runs on this thread.
 pub fn in_procedure() -> bool {
     IN_PROCEDURE.with(Cell::get)
+}
+
+/// Runs program code, turning a panic into its message. The panic's payload is dropped here,
+/// and one whose own `Drop` panics in turn is leaked rather than let that second panic out.
+pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let message = panic_message(&*payload);
+        if let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(again);
+        }
+        message
+    })
 }
 
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {

@@ -153,6 +153,13 @@ impl RuntimeHandle {
             }
             self.core.registry.get(name)?;
         }
+        // Replies are program code called on the tick thread: one that panics is logged and
+        // must not take the tick loop (and every other request) down with it.
+        let reply: Reply = Box::new(move |result| {
+            if let Err(message) = crate::procedure::catch_panic(|| reply(result)) {
+                tracing::error!(panic = %message, "a request's reply panicked");
+            }
+        });
         self.core.queue.push(job, reply).map_err(|(e, _reply)| e)
     }
 

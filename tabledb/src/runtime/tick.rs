@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::Core;
 use super::queue::{Entry, Job, Reply};
 use crate::persist::Durability;
-use crate::procedure::{MAX_PROCEDURE_TIMEOUT, ProcError, Procedure, into_object, panic_message};
+use crate::procedure::{MAX_PROCEDURE_TIMEOUT, ProcError, Procedure, into_object};
 use crate::txn::Transaction;
 
 /// Calls one task of the worker pool runs at most, one after another.
@@ -38,8 +38,7 @@ const DDL: &str = "schema change";
 /// Runs a request's closure (program code, on the tick thread), turning a panic into the error
 /// a panicking procedure gets, logged and counted, so that the tick loop goes on.
 fn catch_panic<R>(core: &Core, what: &'static str, f: impl FnOnce() -> R) -> Result<R, ProcError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        let message = panic_message(&*payload);
+    crate::procedure::catch_panic(f).map_err(|message| {
         tracing::error!(request = what, panic = %message, "request closure panicked; its transaction is discarded");
         core.metrics.requests_panicked.fetch_add(1, Ordering::Relaxed);
         ProcError::Panicked { procedure: what.to_owned() }
@@ -121,7 +120,9 @@ impl Drop for StopOnUnwind {
             tracing::error!("the tick thread panicked; the runtime stops");
             self.0.stop.store(true, Ordering::Release);
             for entry in self.0.queue.close() {
-                (entry.reply)(Err(ProcError::ShuttingDown));
+                // Replies guard themselves (see `RuntimeHandle::submit`); a second panic while
+                // this thread unwinds would abort the process.
+                let _ = crate::procedure::catch_panic(|| (entry.reply)(Err(ProcError::ShuttingDown)));
             }
         }
     }

@@ -42,6 +42,49 @@ impl TypeDesc {
         self.hash(ConstHasher::new()).finish()
     }
 
+    /// Arrays nested directly in each other at the top of this type (`u8[2][3]`: 2).
+    pub const fn array_depth(&self) -> usize {
+        match self.kind {
+            DescKind::Array { elem, .. } => elem.array_depth() + 1,
+            _ => 0,
+        }
+    }
+
+    /// Composites and arrays nested in this type, itself included (a primitive or string: 0).
+    pub const fn nesting_depth(&self) -> usize {
+        match self.kind {
+            DescKind::Primitive(_) | DescKind::Str { .. } => 0,
+            DescKind::Array { elem, .. } => elem.nesting_depth() + 1,
+            DescKind::Composite { members, .. } => {
+                let (mut deepest, mut i) = (0, 0);
+                while i < members.len() {
+                    let d = members[i].ty.nesting_depth();
+                    if d > deepest {
+                        deepest = d;
+                    }
+                    i += 1;
+                }
+                deepest + 1
+            }
+        }
+    }
+
+    /// `self`, after checking at compile time the nesting limits the run-time registry
+    /// enforces, so that a derived type that compiles also registers. Used by the array impl
+    /// and by `#[derive(FieldType)]`.
+    #[doc(hidden)]
+    pub const fn within_limits(self) -> TypeDesc {
+        assert!(
+            self.array_depth() <= super::registry::MAX_ARRAY_DEPTH,
+            "arrays in a field type nest at most 8 deep"
+        );
+        assert!(
+            self.nesting_depth() <= super::registry::MAX_NESTING_DEPTH,
+            "composites and arrays in a field type nest at most 32 deep"
+        );
+        self
+    }
+
     /// A hash of the whole layout, equal to [`TypeLayout::shape`](super::TypeLayout::shape) of
     /// the same type: unlike the id, it tells apart two types with one name and other members.
     pub const fn shape(&self) -> u64 {
@@ -149,6 +192,7 @@ unsafe impl<T: FieldType, const N: usize> FieldType for [T; N] {
             size: T::DESC.size * N,
             align: T::DESC.align,
         }
+        .within_limits()
     };
     const NEEDS_VALIDATION: bool = T::NEEDS_VALIDATION;
 }

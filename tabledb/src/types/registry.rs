@@ -30,7 +30,7 @@ pub const MAX_ARRAY_DEPTH: usize = 8;
 /// (`vec3` is 1 deep, `vec3[4]` 2, a composite with a `vec3[4]` member 3). Deeper types are
 /// refused when they are registered or named, so that validating, encoding and decoding a
 /// value (which recurse through its type) stay within a small, fixed stack depth.
-const MAX_NESTING_DEPTH: usize = 32;
+pub(crate) const MAX_NESTING_DEPTH: usize = 32;
 
 /// Why a type could not be registered or resolved.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
