@@ -923,13 +923,21 @@ fn type_names_are_bounded_in_length_and_array_depth() {
     assert_eq!(reg.resolve("nope[2][2]").unwrap_err(), TypeError::UnknownType("nope".into()));
 }
 
-/// Compile-time types obey the same nesting limit, so that every stored schema resolves again.
+/// Compile-time types obey the same nesting limit, so that every stored schema resolves again:
+/// a derived array nested deeper does not compile (tabledb-derive's `array_nested_too_deep`),
+/// and a description built by hand is refused at registration.
 #[test]
 fn derived_arrays_deeper_than_the_limit_are_refused() {
     let mut reg = TypeRegistry::new();
     type Ok8 = [[[[[[[[u8; 1]; 1]; 1]; 1]; 1]; 1]; 1]; 1];
     let l = reg.register_desc(&<Ok8 as FieldType>::DESC).unwrap();
     assert_eq!(reg.resolve(&l.name).unwrap().id, l.id);
-    let err = reg.register_desc(&<[Ok8; 1] as FieldType>::DESC).unwrap_err();
+    assert_eq!(<Ok8 as FieldType>::DESC.array_depth(), MAX_ARRAY_DEPTH);
+    static NINE: tabledb::types::TypeDesc = tabledb::types::TypeDesc {
+        kind: tabledb::types::DescKind::Array { elem: &<Ok8 as FieldType>::DESC, len: 1 },
+        size: 1,
+        align: 1,
+    };
+    let err = reg.register_desc(&NINE).unwrap_err();
     assert!(matches!(err, TypeError::ArrayTooDeep { depth, .. } if depth == MAX_ARRAY_DEPTH + 1), "{err:?}");
 }
