@@ -152,3 +152,34 @@ fn a_listing_takes_at_most_16_filters() {
     let msg = s.get(&format!("/tables/h/records?{}", q(17))).expect_error(400, Some("bad_request"));
     assert!(msg.contains("16 filters"), "{msg}");
 }
+
+/// CPU time the process `pid` has used, in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_listing_answered_408_stops_working_on_its_page() {
+    let s = TestServer::start(&["--request-timeout-ms", "300", "--rate-limit", "0"]);
+    s.post("/tables/big", &json!({ "fields": [{ "name": "b", "type": "u8[60000]" }] })).expect(201);
+    // Records whose JSON takes long to build: 200 arrays of 60 000 numbers.
+    let batch = Value::Array(vec![json!({ "b": vec![7u8; 60000] }); 2]);
+    for _ in 0..100 {
+        s.post("/tables/big/records", &batch).expect(201);
+    }
+    let started = Instant::now();
+    s.get("/tables/big/records?limit=200").expect_error(408, Some("timeout"));
+    assert!(started.elapsed() < Duration::from_secs(3), "answered after {:?}", started.elapsed());
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_ticks(s.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let busy = cpu_ticks(s.pid()) - before;
+    assert!(busy < 30, "0.5 s after the 408 the server still used {busy}/100 s of CPU in a second");
+    // A page that fits the time is whole, in order.
+    let page = s.get("/tables/big/records?order=id.desc&limit=3&offset=1").expect(200);
+    let ids: Vec<u64> =
+        page["records"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, vec![199, 198, 197]);
+}

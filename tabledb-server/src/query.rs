@@ -397,11 +397,32 @@ impl Listing {
                     }
                 }
                 let total = all.len() as u64;
-                all.sort_by(|a, b| {
+                // The comparisons count against the deadline too: once it has passed, every
+                // comparison answers at once and the result is thrown away.
+                let late = std::cell::Cell::new(false);
+                let mut compared = 0usize;
+                let mut cmp = |a: &(Key, RecordId, &[u8]), b: &(Key, RecordId, &[u8])| {
+                    compared += 1;
+                    if compared.is_multiple_of(WORK_PER_DEADLINE_CHECK) && Instant::now() >= deadline {
+                        late.set(true);
+                    }
+                    if late.get() {
+                        return std::cmp::Ordering::Equal;
+                    }
                     let o = a.0.sort_cmp(&b.0).then(a.1.cmp(&b.1));
                     if *desc { o.reverse() } else { o }
-                });
-                if Instant::now() >= deadline {
+                };
+                // Only the first `offset + limit` in order are needed: select them, then sort
+                // just those.
+                let wanted = self.offset.saturating_add(self.limit);
+                if wanted < all.len() {
+                    if wanted > 0 {
+                        all.select_nth_unstable_by(wanted - 1, &mut cmp);
+                    }
+                    all.truncate(wanted);
+                }
+                all.sort_unstable_by(&mut cmp);
+                if late.get() || Instant::now() >= deadline {
                     return Err(DeadlineExceeded);
                 }
                 let page = all

@@ -325,26 +325,36 @@ pub async fn list_records(
     Path(name): Path<String>,
     deadline: Option<Extension<Deadline>>,
     Query(params): Query<Vec<(String, String)>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let deadline = deadline.map_or_else(|| Instant::now() + s.cfg.request_timeout, |d| d.0.0);
     let snap = s.snapshot();
     let listing = Listing::parse(snap.raw_table(name.as_str())?.schema(), &params, s.cfg.max_page_size)?;
     let state = s.clone();
-    let work = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
+    // The scan, the page and its JSON text are all made on the blocking pool, each step within
+    // the deadline, so that neither an async worker nor (after a 408) the CPU stays busy with
+    // a listing for long.
+    let work = tokio::task::spawn_blocking(move || -> ApiResult<Vec<u8>> {
+        let late = || Instant::now() >= deadline;
         let table = snap.raw_table(name.as_str())?;
         let (page, total) = listing.run(table, deadline).map_err(|_| timeout_error(&state))?;
-        let records = page
-            .into_iter()
-            .map(|(id, rec)| record_json(table.schema(), id, rec))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut records = Vec::with_capacity(page.len());
+        for (id, rec) in page {
+            if late() {
+                return Err(timeout_error(&state));
+            }
+            records.push(record_json(table.schema(), id, rec)?);
+        }
         let mut body = json!({ "records": records, "limit": listing.limit, "offset": listing.offset });
         if let Some(t) = total {
             body["total"] = json!(t);
         }
-        Ok(body)
+        if late() {
+            return Err(timeout_error(&state));
+        }
+        serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("writing a listing failed: {e}")))
     });
     match work.await {
-        Ok(body) => Ok(Json(body?)),
+        Ok(body) => Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body?).into_response()),
         Err(e) => Err(ApiError::internal(format!("listing records failed: {e}"))),
     }
 }
