@@ -83,6 +83,14 @@ fn bad_values_exit_with_a_message_naming_them() {
         (&[], &[("TABLEDB_TICKRATE", "500")], &["tickrate", "500"]),
         (&[], &[("TABLEDB_PORT", "x")], &["--port"]),
         (&["--config", "/nonexistent/tabledb.toml"], &[], &["/nonexistent/tabledb.toml"]),
+        (&["--log", "tabledb=notalevel"], &[], &["log", "notalevel"]),
+        (&[], &[("TABLEDB_LOG", "tabledb=loud")], &["log", "loud"]),
+        (
+            &["--api-key", "same-key-0001:read", "--api-key", "same-key-0001:admin"],
+            &[],
+            &["api-key", "twice"],
+        ),
+        (&["--api-key", "éééé:admin"], &[], &["at least 8 characters"]),
     ];
     for (args, envs, needles) in cases {
         let mut all = vec!["--data-dir", data];

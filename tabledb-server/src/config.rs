@@ -42,7 +42,7 @@ impl std::str::FromStr for ApiKey {
             "read" => Role::Read,
             other => return Err(format!("unknown role `{other}` for an API key; expected admin or read")),
         };
-        if key.len() < 8 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if key.chars().count() < 8 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("an API key must be at least 8 characters without spaces".to_owned());
         }
         Ok(ApiKey { key: key.to_owned(), role })
@@ -221,6 +221,15 @@ impl ServerConfig {
         }
         if self.request_timeout.is_zero() {
             return Err("request-timeout-ms must be at least 1".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return Err(format!("log `{}`: {e}", self.log));
+        }
+        // One key with two roles would silently get whichever is listed first.
+        for (i, k) in self.api_keys.iter().enumerate() {
+            if self.api_keys[..i].iter().any(|earlier| earlier.key == k.key) {
+                return Err(format!("api-key: the key given as number {} is given twice", i + 1));
+            }
         }
         self.runtime_config().validate().map_err(|e| match e {
             // Name the option, as for the server's own settings.
