@@ -18,18 +18,17 @@ pub(super) fn commit(mut tx: Transaction, wait: bool) -> Result<CommitInfo> {
     }
     let shared = tx.shared.clone();
     let log_limit = shared.log_entry_limit();
-    let result =
-        shared.check_commit().and_then(|()| check_log_bytes(log_bytes(&stages), log_limit)).and_then(|()| {
-            let lock = shared.lock_commits();
-            let current = shared.current.load_full();
-            check(&tx, &stages, &current, &shared.config)?;
-            let mut next = working(&current);
-            let mut w = Writer::new(next.seq.0);
-            apply(&mut stages, &mut next, &mut w, &shared.stats);
-            let seq = next.seq;
-            shared.publish(&lock, (next, w), &stages);
-            Ok(seq)
-        });
+    let result = shared.check_commit().and_then(|()| logged_bytes(&stages, log_limit)).and_then(|_| {
+        let lock = shared.lock_commits();
+        let current = shared.current.load_full();
+        check(&tx, &stages, &current, &shared.config)?;
+        let mut next = working(&current);
+        let mut w = Writer::new(next.seq.0);
+        apply(&mut stages, &mut next, &mut w, &shared.stats);
+        let seq = next.seq;
+        shared.publish(&lock, (next, w), &stages);
+        Ok(seq)
+    });
     match result {
         Ok(seq) => {
             shared.stats.count_commit();
@@ -89,13 +88,15 @@ pub(crate) fn commit_group(
             results.push(Ok(CommitInfo { seq: tx.start.seq, read_only: true }));
             continue;
         }
-        let bytes = log_bytes(&stages);
-        if let Err(e) = check_log_bytes(bytes, log_limit) {
-            shared.stats.count_abort();
-            results.push(Err(e));
-            continue;
-        }
-        if check_log_bytes(group_log_bytes + bytes, log_limit).is_err() && !applied.is_empty() {
+        let bytes = match logged_bytes(&stages, log_limit) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                shared.stats.count_abort();
+                results.push(Err(e));
+                continue;
+            }
+        };
+        if log_limit.is_some_and(|limit| group_log_bytes + bytes > limit) && !applied.is_empty() {
             shared.publish(&lock, (next, w), &applied);
             applied.clear();
             group_log_bytes = 0;
@@ -160,14 +161,15 @@ pub(crate) fn log_bytes(stages: &[TableStage]) -> u64 {
     bytes
 }
 
-/// Refuses a commit whose log entry would be bigger than the log takes.
-fn check_log_bytes(bytes: u64, limit: Option<u64>) -> Result<()> {
-    match limit {
-        Some(limit) if bytes > limit => {
-            Err(Error::LimitReached { what: "bytes of one commit's log entry", limit })
-        }
-        _ => Ok(()),
+/// The bytes `stages` add to the log entry, refused when more than `limit` (the most one entry
+/// takes); 0 when commits are not logged (`limit` is `None`), without counting.
+fn logged_bytes(stages: &[TableStage], limit: Option<u64>) -> Result<u64> {
+    let Some(limit) = limit else { return Ok(0) };
+    let bytes = log_bytes(stages);
+    if bytes > limit {
+        return Err(Error::LimitReached { what: "bytes of one commit's log entry", limit });
     }
+    Ok(bytes)
 }
 
 /// The snapshot a commit builds: the current one's tables, to be changed, under the next
