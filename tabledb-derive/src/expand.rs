@@ -162,6 +162,7 @@ fn expand_table(c: &Checked<'_>) -> TokenStream {
                 name: #fname,
                 offset: #ident::#off,
                 type_id: <#ty as #krate::types::FieldType>::TYPE_ID,
+                shape: <#ty as #krate::types::FieldType>::SHAPE,
                 ty: &<#ty as #krate::types::FieldType>::DESC,
             }
         }

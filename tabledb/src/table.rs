@@ -11,6 +11,8 @@ pub struct FieldDesc {
     pub name: &'static str,
     pub offset: usize,
     pub type_id: TypeId,
+    /// The field type's [`shape`](TypeDesc::shape).
+    pub shape: u64,
     pub ty: &'static TypeDesc,
 }
 
@@ -162,7 +164,7 @@ impl<T: Table, F: FieldType> FieldHandle<T, F> {
         assert!(T::FIELDS[index].type_id.0 == F::TYPE_ID.0, "field type does not match");
         // The id names the type; the shape covers its members too (two composites can share
         // a name).
-        assert!(T::FIELDS[index].ty.shape() == F::DESC.shape(), "field type does not match");
+        assert!(T::FIELDS[index].shape == F::SHAPE, "field type does not match");
         assert!(T::FIELDS[index].ty.size == std::mem::size_of::<F>(), "field size does not match");
         assert!(T::FIELDS[index].offset + std::mem::size_of::<F>() <= T::RECORD_SIZE, "field out of bounds");
         FieldHandle { index, _types: PhantomData }

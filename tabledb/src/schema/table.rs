@@ -358,7 +358,7 @@ impl TableSchema {
     /// The fingerprint the schema of a derived table type has, computed from its constants
     /// alone (no registry, no allocation).
     pub fn fingerprint_of<T: crate::Table>() -> u64 {
-        fingerprint(T::NAME, T::FIELDS.iter().map(|f| (f.name, f.ty.shape(), f.offset)), T::RECORD_SIZE)
+        fingerprint(T::NAME, T::FIELDS.iter().map(|f| (f.name, f.shape, f.offset)), T::RECORD_SIZE)
     }
 
     /// The schema of a derived table type, registering its field types in `types`.

@@ -160,6 +160,8 @@ pub unsafe trait FieldType: Copy + Send + Sync + 'static {
     const NEEDS_VALIDATION: bool;
     /// The id of this type.
     const TYPE_ID: TypeId = Self::DESC.type_id();
+    /// The shape of this type (see [`TypeDesc::shape`]), computed once at compile time.
+    const SHAPE: u64 = Self::DESC.shape();
 }
 
 macro_rules! primitive_field_type {
