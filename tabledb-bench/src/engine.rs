@@ -239,6 +239,36 @@ pub fn run(n: u64, plan: &Plan, report: &mut Report, only: Option<&str>) {
         }
     }
 
+    if wants("machine_read") {
+        // The machine's limit for scans: 64-byte lines (one record each here) read per second
+        // from a buffer well beyond the caches, one load per line, each thread its own part.
+        // Its two-thread speedup bounds what any scan, the baseline's included, can reach.
+        const LINES: usize = 4 << 20;
+        let lines: Vec<u64> = (0..LINES as u64 * 8).collect();
+        let expect: u64 = (0..LINES as u64).map(|i| i * 8).sum();
+        for threads in [1, 2] {
+            let part = LINES / threads * 8;
+            let rate = parallel_rate(plan, threads, |t| {
+                let mine = &lines[t * part..(t + 1) * part];
+                move || {
+                    let mut sum = 0u64;
+                    for line in black_box(mine).chunks_exact(8) {
+                        sum = sum.wrapping_add(line[0]);
+                    }
+                    black_box(sum);
+                    (mine.len() / 8) as u64
+                }
+            });
+            let check: u64 = lines.chunks_exact(8).map(|l| l[0]).sum();
+            assert_eq!(check, expect);
+            let mut row = Row::new("machine_read", LINES as u64, threads, rate, rate);
+            row.mb_per_s = Some(rate * 64.0 / 1e6);
+            row.note =
+                Some("64-byte lines read per second from 256 MiB; no database: the memory's limit".into());
+            report.add(row);
+        }
+    }
+
     if wants("update_one_tx") {
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
         let mut at = 0usize;

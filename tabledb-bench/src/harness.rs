@@ -81,6 +81,12 @@ pub struct Row {
     pub bytes_ratio: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mb_per_s: Option<f64>,
+    /// For a row run with more than one thread: its rate over the same workload's
+    /// one-thread rate, and the same for the baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speedup: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_speedup: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -108,7 +114,7 @@ pub struct Report {
 impl Report {
     pub fn new(json: Option<std::path::PathBuf>) -> Report {
         println!(
-            "{:<18} {:>10} {:>7} {:>14} {:>14} {:>7} {:>9} {:>9} {:>7} {:>9}",
+            "{:<18} {:>10} {:>7} {:>14} {:>14} {:>7} {:>9} {:>9} {:>7} {:>9} {:>11}",
             "workload",
             "records",
             "threads",
@@ -118,15 +124,32 @@ impl Report {
             "p50_us",
             "p99_us",
             "bytes",
-            "MB/s"
+            "MB/s",
+            "speedup"
         );
         Report { rows: Vec::new(), json }
     }
 
-    pub fn add(&mut self, row: Row) {
+    /// Prints a row and keeps it for the JSON file. A row with more than one thread gets its
+    /// speedups from the one-thread row of the same workload, if that was added before.
+    pub fn add(&mut self, mut row: Row) {
+        if row.threads > 1
+            && let Some(one) = self
+                .rows
+                .iter()
+                .find(|r| r.workload == row.workload && r.records == row.records && r.threads == 1)
+        {
+            let over = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+            row.speedup = over(row.ops_per_s, one.ops_per_s);
+            row.baseline_speedup = over(row.baseline_ops_per_s, one.baseline_ops_per_s);
+        }
+        let speedup = match (row.speedup, row.baseline_speedup) {
+            (Some(a), Some(b)) => format!("{a:.2}/{b:.2}"),
+            _ => "-".to_owned(),
+        };
         let opt = |v: Option<f64>, prec: usize| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.prec$}"));
         println!(
-            "{:<18} {:>10} {:>7} {:>14.0} {:>14.0} {:>7.3} {:>9} {:>9} {:>7} {:>9}{}",
+            "{:<18} {:>10} {:>7} {:>14.0} {:>14.0} {:>7.3} {:>9} {:>9} {:>7} {:>9} {:>11}{}",
             row.workload,
             row.records,
             row.threads,
@@ -137,6 +160,7 @@ impl Report {
             opt(row.p99_us, 2),
             opt(row.bytes_ratio, 3),
             opt(row.mb_per_s, 0),
+            speedup,
             row.note.as_ref().map(|n| format!("  ({n})")).unwrap_or_default(),
         );
         std::io::stdout().flush().ok();
