@@ -88,6 +88,27 @@ fn literal_usize(expr: &Expr) -> Option<usize> {
     }
 }
 
+/// Generic types of the standard library refused as fields (when written with arguments).
+const GENERIC_STD: &[&str] = &[
+    "Vec",
+    "VecDeque",
+    "HashMap",
+    "BTreeMap",
+    "HashSet",
+    "BTreeSet",
+    "Box",
+    "Rc",
+    "Arc",
+    "Cow",
+    "Option",
+    "Cell",
+    "RefCell",
+    "UnsafeCell",
+    "Mutex",
+    "RwLock",
+    "PhantomData",
+];
+
 /// Classifies a field type from its tokens.
 pub fn classify(ty: &Type) -> TyClass {
     match ty {
@@ -97,6 +118,16 @@ pub fn classify(ty: &Type) -> TyClass {
             let bare = p.path.segments.len() == 1 && last.arguments.is_none();
             if bare && let Some(class) = scalar(&name) {
                 return class;
+            }
+            // The standard library's types below are refused by name only where the name can
+            // be theirs: written alone or from `std`/`core`/`alloc`, and, for the generic ones,
+            // with their type arguments. A program's own `Cell` or `grid::Cell` is its own type,
+            // which the trait bound checks.
+            let std_path = p.path.segments.len() == 1
+                || ["std", "core", "alloc"].iter().any(|root| p.path.segments[0].ident == root);
+            let generic = matches!(last.arguments, PathArguments::AngleBracketed(_));
+            if name != "FixedStr" && (!std_path || !generic && GENERIC_STD.contains(&name.as_str())) {
+                return TyClass::Other;
             }
             match name.as_str() {
                 "FixedStr" => {
