@@ -400,7 +400,8 @@ fn params_schema_lists_parameters_with_schemas_and_required() {
     assert_eq!(open["required"], json!(["owner"]));
     assert_eq!(
         open["properties"]["initial"],
-        json!({ "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX })
+        json!({ "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX, "nullable": true }),
+        "an optional parameter may be null, as the call accepts"
     );
     assert_eq!(open::PARAMS[1].type_name, "Option<i64>");
 
@@ -558,6 +559,28 @@ fn an_f32_parameter_out_of_range_is_refused_not_made_infinite() {
     // A value of the wrong type is still refused as before.
     assert_eq!(refused(call(json!({ "x": "1", "list": [] }))).0, "x");
     assert_eq!(refused(call(json!({ "x": 1, "list": 1 }))).0, "list");
+}
+
+#[procedure]
+fn rename(_ctx: &mut ProcCtx<'_>, name: tabledb::FixedStr<4>) -> Result<String, tabledb::Error> {
+    Ok(name.as_str().to_owned())
+}
+
+/// A `FixedStr<N>` holds N bytes of UTF-8. JSON Schema's `maxLength` counts characters, so the
+/// schema states the capacity as `x-max-bytes` (as record schemas do) and no value it allows
+/// is refused for a limit it hides.
+#[test]
+fn a_fixed_string_parameter_schema_states_its_capacity_in_bytes() {
+    let db = Database::new();
+    let schema = (rename::PARAMS[0].schema)();
+    assert_eq!(schema["type"], "string");
+    assert_eq!(schema["x-max-bytes"], 4);
+    assert!(schema.get("maxLength").is_none(), "maxLength counts characters: {schema}");
+    let p = rename::procedure();
+    assert_eq!(p.call(&db, json!({ "name": "éé" }), 1).unwrap(), json!("éé"));
+    let (param, message) = refused(p.call(&db, json!({ "name": "ééé" }), 1));
+    assert_eq!(param, "name");
+    assert!(message.contains("6 bytes") && message.contains("4 bytes"), "{message}");
 }
 
 #[test]

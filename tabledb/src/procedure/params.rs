@@ -78,8 +78,14 @@ impl ParamType for String {
 }
 
 impl<const N: usize> ParamType for FixedStr<N> {
+    /// The capacity counts bytes of UTF-8, which JSON Schema's `maxLength` (characters) cannot
+    /// state: it is given in the description and as `x-max-bytes`, as in record schemas.
     fn json_schema() -> Value {
-        json!({ "type": "string", "maxLength": N })
+        json!({
+            "type": "string",
+            "description": format!("at most {N} bytes of UTF-8 (a character takes 1 to 4)"),
+            "x-max-bytes": N,
+        })
     }
 }
 
@@ -117,8 +123,13 @@ impl<T: ParamType> ParamType for Vec<T> {
 }
 
 impl<T: ParamType> ParamType for Option<T> {
+    /// `T`'s schema, also allowing `null` (OpenAPI 3.0's `nullable`).
     fn json_schema() -> Value {
-        T::json_schema()
+        let mut schema = T::json_schema();
+        if let Value::Object(map) = &mut schema {
+            map.insert("nullable".into(), Value::Bool(true));
+        }
+        schema
     }
     const REQUIRED: bool = false;
 
