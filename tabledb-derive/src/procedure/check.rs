@@ -187,18 +187,22 @@ fn context(ty: &Type) -> Context {
     };
     match strip(ty) {
         Type::Reference(r) => match last_ident(&r.elem) {
-            Some(name) if name == "ProcCtx" => {
-                if r.mutability.is_some() {
-                    Context::Ok
-                } else {
-                    Context::Wrong(format!(
-                        "the context is borrowed mutably: take `&mut {}`, not `{shown}`; a procedure writes through its context",
-                        display_type(&r.elem)
-                    ))
-                }
-            }
-            Some(name) if r.mutability.is_some() || is_db_handle(&name) => {
+            Some(name) if name == "ProcCtx" && r.mutability.is_none() => Context::Wrong(format!(
+                "the context is borrowed mutably: take `&mut {}`, not `{shown}`; a procedure writes through its context",
+                display_type(&r.elem)
+            )),
+            Some(name) if is_db_handle(&name) => {
                 Context::Wrong(format!("{CONTEXT}, not `{shown}`{}", hint(&name)))
+            }
+            Some(name) if r.mutability.is_some() && !is_not_context(&name) => {
+                // `ProcCtx` by any path or name (`use tabledb::procedure::ProcCtx as Ctx`); the
+                // generated call checks the type.
+                match named_lifetime(r) {
+                    Some(lifetime) => Context::Wrong(format!(
+                        "the context's lifetime is left to the compiler: take `&mut {name}<'_>`, not `{shown}`; a procedure gets its context for one call, not for {lifetime}"
+                    )),
+                    None => Context::Ok,
+                }
             }
             _ if r.mutability.is_some() => Context::Wrong(format!("{CONTEXT}, not `{shown}`")),
             _ => Context::Missing,
@@ -213,6 +217,55 @@ fn context(ty: &Type) -> Context {
             _ => Context::Missing,
         },
     }
+}
+
+/// `'static` in the context's type (`&'static mut ProcCtx<'static>`), where only `'_` or none
+/// belongs. (Other named lifetimes are either the function's own, refused as such, or
+/// undeclared, which the compiler refuses.)
+fn named_lifetime(r: &syn::TypeReference) -> Option<String> {
+    let named = |l: &syn::Lifetime| (l.ident == "static").then(|| "'static".to_owned());
+    if let Some(l) = r.lifetime.as_ref().and_then(named) {
+        return Some(l);
+    }
+    let Type::Path(p) = strip(&r.elem) else { return None };
+    p.path.segments.iter().find_map(|s| match &s.arguments {
+        PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
+            GenericArgument::Lifetime(l) => named(l),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+/// Types that are plainly not the context (a `&mut u64` first parameter), so that the macro
+/// says so instead of leaving it to a type mismatch in the generated code.
+fn is_not_context(name: &str) -> bool {
+    matches!(
+        name,
+        "u8" | "u16"
+            | "u32"
+            | "u64"
+            | "u128"
+            | "usize"
+            | "i8"
+            | "i16"
+            | "i32"
+            | "i64"
+            | "i128"
+            | "isize"
+            | "f32"
+            | "f64"
+            | "bool"
+            | "char"
+            | "str"
+            | "String"
+            | "Vec"
+            | "Option"
+            | "Box"
+            | "Value"
+            | "HashMap"
+            | "BTreeMap"
+    )
 }
 
 /// Types someone may take in place of the context.
@@ -314,6 +367,17 @@ fn check_output<'a>(cx: &mut Ctxt, sig: &'a Signature) -> Option<OutputModel<'a>
         ReturnType::Type(_, ty) => ty,
     };
     match strip(ty) {
+        // A program's own alias (`type ProcResult<T> = Result<T, ProcError>`) is accepted too:
+        // the generated code matches on `Ok`/`Err`, which checks that it is a `Result`.
+        Type::Path(p)
+            if p.qself.is_none()
+                && p.path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident != "Result" && !is_not_context(&s.ident.to_string())) =>
+        {
+            Some(OutputModel { ty, ok: None, err: None })
+        }
         Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Result") => {
             let last = p.path.segments.last()?;
             let args: Vec<&Type> = match &last.arguments {
@@ -349,15 +413,52 @@ fn doc(attrs: &[Attribute]) -> TokenStream {
             _ => None,
         })
         .collect();
-    let mut lines = Vec::new();
-    for value in &values {
-        match value {
-            Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => lines.push(s.value()),
-            _ => return quote!(::core::concat!(#(#values, "\n"),*)),
-        }
+    let literal = |value: &Expr| match value {
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s.value()),
+        _ => None,
+    };
+    if values.iter().all(|v| literal(v).is_some()) {
+        let lines: Vec<String> = values.iter().filter_map(|v| literal(v)).collect();
+        let text = unindent(&lines.join("\n"));
+        return quote!(#text);
     }
-    let text = unindent(&lines.join("\n"));
-    quote!(#text)
+    // Some come from macros (`#[doc = include_str!("...")]`): the literal lines lose the
+    // indentation common to them, as above, and the parts are joined by line breaks.
+    let indent = values
+        .iter()
+        .filter_map(|v| literal(v))
+        .flat_map(|l| l.lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let mut parts: Vec<Option<TokenStream>> = values
+        .iter()
+        .map(|v| match literal(v) {
+            Some(text) => {
+                let lines: Vec<&str> =
+                    text.lines().map(|l| l.get(indent..).unwrap_or("").trim_end()).collect();
+                let line = lines.join("\n");
+                (!line.is_empty()).then(|| quote!(#line))
+            }
+            None => Some(quote!(#v)),
+        })
+        .collect();
+    // Blank lines around the text go, as above.
+    while parts.first().is_some_and(Option::is_none) {
+        parts.remove(0);
+    }
+    while parts.last().is_some_and(Option::is_none) {
+        parts.pop();
+    }
+    let mut joined = Vec::with_capacity(2 * parts.len());
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            joined.push(quote!("\n"));
+        }
+        joined.push(part.unwrap_or_else(|| quote!("")));
+    }
+    quote!(::core::concat!(#(#joined),*))
 }
 
 /// Removes the indentation common to the non-blank lines (the space after `///`) and the blank

@@ -9,6 +9,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
 use syn::{Ident, ItemFn, LitStr, Type};
 
 use super::model::ProcModel;
@@ -38,10 +39,12 @@ pub fn module(m: &ProcModel<'_>) -> TokenStream {
         .map(|i| format_ident!("tabledb_param_{}", i, span = Span::mixed_site()))
         .collect();
 
-    let infos = m.params.iter().map(|p| {
+    // The parameter types as written in the generated module, one level below the function.
+    let types: Vec<Type> = m.params.iter().map(|p| one_module_down(p.ty)).collect();
+    let infos = m.params.iter().zip(&types).map(|(p, ty)| {
         let pname = &p.name;
         let type_name = display_type(p.ty);
-        let param_type = param_type(krate, p.ty);
+        let param_type = param_type(krate, ty);
         quote! {
             #krate::procedure::ParamInfo {
                 name: #pname,
@@ -51,8 +54,7 @@ pub fn module(m: &ProcModel<'_>) -> TokenStream {
             }
         }
     });
-    let reads = m.params.iter().zip(&vars).map(|(p, var)| {
-        let ty = p.ty;
+    let reads = m.params.iter().zip(&types).zip(&vars).map(|((p, ty), var)| {
         let pname = &p.name;
         let param_type = param_type(krate, ty);
         // The call starts at the type's first token and ends at its last, so rustc spans it on
@@ -81,9 +83,10 @@ pub fn module(m: &ProcModel<'_>) -> TokenStream {
 
     quote! {
         #[doc = #module_doc]
-        #[allow(non_snake_case, dead_code, unused_imports)]
+        #[allow(non_snake_case, dead_code, unused_imports, deprecated)]
         #vis mod #ident {
-            // The parameter types are written in the scope of the function.
+            // The parameter types are written in the scope of the function (paths relative
+            // to it, `super::T` or `self::T`, one module further up).
             use super::*;
 
             /// The parameters after the context, in order: names, types, JSON schemas.
@@ -127,6 +130,30 @@ pub fn stand_in(func: &ItemFn, krate: &syn::Path) -> TokenStream {
             }
         }
     }
+}
+
+/// `ty` as seen from a module inside the one it was written in: paths that start at the
+/// current module (`self::T`, `super::T`) start one module further up.
+fn one_module_down(ty: &Type) -> Type {
+    struct Down;
+    impl VisitMut for Down {
+        fn visit_path_mut(&mut self, path: &mut syn::Path) {
+            if path.leading_colon.is_none()
+                && let Some(first) = path.segments.first_mut()
+            {
+                if first.ident == "self" {
+                    first.ident = Ident::new("super", first.ident.span());
+                } else if first.ident == "super" {
+                    let span = first.ident.span();
+                    path.segments.insert(0, syn::PathSegment::from(Ident::new("super", span)));
+                }
+            }
+            syn::visit_mut::visit_path_mut(self, path);
+        }
+    }
+    let mut ty = ty.clone();
+    Down.visit_type_mut(&mut ty);
+    ty
 }
 
 /// `<ty as ParamType>`, spanned on the type, so that a type that is not a parameter type gets
