@@ -69,6 +69,9 @@ fn parse_options(cx: &mut Ctxt, attr: &Attribute, kind: Kind, out: &mut Attrs) {
             out.name = Some(lit);
         } else if meta.path.is_ident("crate") {
             let lit: LitStr = meta.value()?.parse()?;
+            if out.krate.is_some() {
+                cx.error_spanned_by(&lit, "duplicate `crate` option");
+            }
             match lit.parse::<syn::Path>() {
                 Ok(path) => out.krate = Some(path),
                 Err(_) => cx.error_spanned_by(&lit, "`crate` must be a path, such as \"::tabledb\""),
