@@ -430,6 +430,13 @@ impl TestServer {
         self.spawn();
     }
 
+    /// Starts the server again like [`restart`](Self::restart), with `extra` arguments added
+    /// (options not given before, such as a short request timeout once the data is loaded).
+    pub fn restart_adding(&mut self, extra: &[&str]) {
+        self.args.extend(extra.iter().map(|s| (*s).to_owned()));
+        self.spawn();
+    }
+
     /// A client of this server (cheap; for threads).
     pub fn client(&self) -> Client {
         self.client.clone()
