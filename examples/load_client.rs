@@ -3,7 +3,8 @@
 //! and latency.
 //!
 //! ```text
-//! cargo run --release -p tabledb-server &                      # the server
+//! cargo run --release -p tabledb-server -- --rate-limit 0 &     # the server, without its
+//!                                                              # per-address rate limit
 //! cargo run --release --example load_client -- --threads 8 --seconds 5
 //! ```
 
@@ -93,13 +94,13 @@ fn main() -> Result<(), String> {
         }
     }
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let results: Vec<(u64, u64, u64, Vec<Duration>)> = std::thread::scope(|s| {
+    let results: Vec<(u64, u64, u64, u64, Vec<Duration>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..args.threads)
             .map(|t| {
                 let args = &args;
                 s.spawn(move || {
                     let c = client(args);
-                    let (mut reads, mut writes, mut errors) = (0u64, 0u64, 0u64);
+                    let (mut reads, mut writes, mut errors, mut refused) = (0u64, 0u64, 0u64, 0u64);
                     let mut latencies = Vec::new();
                     let mut ids: Vec<u64> = Vec::new();
                     let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (t as u64 + 1);
@@ -125,26 +126,30 @@ fn main() -> Result<(), String> {
                                     ids.push(id);
                                 }
                             }
+                            // Rate-limited (429) or queue full (503): the server asks to come back.
+                            Ok((429 | 503, _)) => refused += 1,
                             _ => errors += 1,
                         }
                     }
-                    (reads, writes, errors, latencies)
+                    (reads, writes, errors, refused, latencies)
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("client thread")).collect()
     });
-    let (reads, writes, errors) = results.iter().fold((0, 0, 0), |a, r| (a.0 + r.0, a.1 + r.1, a.2 + r.2));
-    let mut all: Vec<Duration> = results.into_iter().flat_map(|r| r.3).collect();
+    let (reads, writes, errors, refused) =
+        results.iter().fold((0, 0, 0, 0), |a, r| (a.0 + r.0, a.1 + r.1, a.2 + r.2, a.3 + r.3));
+    let mut all: Vec<Duration> = results.into_iter().flat_map(|r| r.4).collect();
     all.sort();
     let secs = args.seconds as f64;
     println!(
-        "{} threads, {}s: {:.0} reads/s, {:.0} writes/s, {} errors; latency p50 {:?}, p99 {:?}",
+        "{} threads, {}s: {:.0} reads/s, {:.0} writes/s, {} errors, {} refused (429/503: rate limit or full queue); latency p50 {:?}, p99 {:?}",
         args.threads,
         args.seconds,
         reads as f64 / secs,
         writes as f64 / secs,
         errors,
+        refused,
         percentile(&all, 0.50),
         percentile(&all, 0.99)
     );

@@ -2,8 +2,11 @@
 //! iteration, and data that survives a restart.
 //!
 //! ```text
-//! cargo run --release --example quickstart
+//! cargo run --release --example quickstart [DATA_DIR]
 //! ```
+//!
+//! Without `DATA_DIR` the data goes to a new directory under the system's temporary directory,
+//! removed at the end; a `DATA_DIR` given is kept.
 
 use tabledb::{Database, FixedStr, Table};
 
@@ -54,6 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = Database::open(&dir)?;
     println!("after reopening {}: {} players", dir.display(), db.snapshot().len(players)?);
     drop(db);
-    std::fs::remove_dir_all(&dir)?;
+    if std::env::args().nth(1).is_none() {
+        std::fs::remove_dir_all(&dir)?;
+    }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p tabledb-bench -- engine [--records N] [--json FILE]
 //! cargo run --release -p tabledb-bench -- persist [--records N] [--json FILE]
+//! cargo run --release -p tabledb-bench -- procedures [--records N] [--json FILE]
 //! cargo run --release -p tabledb-bench -- http [--records N] [--json FILE]
 //! ```
 
