@@ -54,7 +54,8 @@ impl std::str::FromStr for ApiKey {
 #[derive(Parser, Debug, Clone, Default)]
 #[command(name = "tabledb-server", version, about = "A REST server for tabledb", long_about = None)]
 pub struct Cli {
-    /// A TOML file with any of these settings (keys as the long options, with `_` for `-`).
+    /// A TOML file with any of these settings (keys as the long options, with `_` for `-`;
+    /// `api_key = ["KEY:admin", ...]` takes a list).
     #[arg(long, env = "TABLEDB_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the database is kept [default: ./tabledb-data].
@@ -90,7 +91,8 @@ pub struct Cli {
     /// Most records one page of a listing returns [default: 1000].
     #[arg(long, env = "TABLEDB_MAX_PAGE_SIZE")]
     pub max_page_size: Option<usize>,
-    /// A checkpoint is written every this many ticks [default: 10].
+    /// A checkpoint is written in the background every this many ticks; 0 writes none while
+    /// running (the log keeps every commit; a clean shutdown writes one) [default: 10].
     #[arg(long, env = "TABLEDB_FLUSH_INTERVAL_TICKS")]
     pub flush_interval_ticks: Option<u32>,
     /// Requests waiting for the tick loop at most [default: tickrate x 100].
@@ -111,6 +113,8 @@ struct FileConfig {
     tickrate: Option<u32>,
     durability: Option<String>,
     max_body_bytes: Option<usize>,
+    /// `api_key`, as the option is named (`--api-key`), or `api_keys`.
+    #[serde(alias = "api_key")]
     api_keys: Option<Vec<String>>,
     rate_limit: Option<u32>,
     request_timeout_ms: Option<u64>,
@@ -250,5 +254,29 @@ impl ServerConfig {
             queue_capacity: self.queue_capacity,
             ..tabledb::RuntimeConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_file(text: &str) -> Result<ServerConfig, String> {
+        let dir = tempfile::TempDir::new().expect("tempdir");
+        let path = dir.path().join("tabledb.toml");
+        std::fs::write(&path, text).expect("config file");
+        ServerConfig::from_cli(Cli { config: Some(path), ..Cli::default() })
+    }
+
+    #[test]
+    fn api_keys_in_the_file_go_by_the_option_name_or_the_plural() {
+        for key in ["api_key", "api_keys"] {
+            let config =
+                from_file(&format!("{key} = [\"longenough1:admin\", \"longenough2:read\"]\n")).unwrap();
+            assert_eq!(config.api_keys.len(), 2, "{key}");
+        }
+        let both =
+            from_file("api_key = [\"longenough1:admin\"]\napi_keys = [\"longenough2:read\"]\n").unwrap_err();
+        assert!(both.contains("duplicate"), "{both}");
     }
 }
