@@ -265,6 +265,11 @@ fn openapi_documents_the_statuses_the_server_answers() {
         for code in ["401", "403", "429"] {
             assert!(!r.contains(&code), "{method} {path}: no keys and no rate limit, yet {code} in {r:?}");
         }
+        if doc["paths"][&path][&method].get("requestBody").is_some() {
+            for code in ["413", "415"] {
+                assert!(r.contains(&code), "{method} {path} reads a JSON body; {code} not in {r:?}");
+            }
+        }
     }
     for (path, method) in [
         ("/types", "post"),
@@ -307,9 +312,12 @@ fn openapi_documents_408_on_procedure_calls() {
         TestServer::start_with(Options { with_procedures: true, ..Options::args(&["--tickrate", "120"]) });
     let doc = s.get("/openapi.json").expect(200);
     let r = responses(&doc, "/rpc/add", "post");
-    for code in ["408", "422", "504"] {
+    for code in ["408", "413", "415", "422", "504"] {
         assert!(r.contains(&code), "POST /rpc/add: {code} not in {r:?}");
     }
+    // What the document says is what the server answers.
+    let no_type = s.request("POST", "/rpc/add", &[], Some(br#"{"a": 2, "b": 3}"#.to_vec()));
+    assert_eq!(no_type.status, 415, "{}", no_type.text());
 }
 
 /// A `string(N)` holds N bytes of UTF-8; JSON Schema's `maxLength` counts characters, so the

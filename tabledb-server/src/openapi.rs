@@ -32,6 +32,11 @@ fn op(
     responses.insert("401".into(), error_response("A missing or unknown API key"));
     responses.insert("429".into(), error_response("Rate limit exceeded"));
     responses.insert("500".into(), error_response("Internal error; the message carries the request id"));
+    if body.is_some() {
+        // Every operation that reads a JSON body checks its size and type first.
+        responses.entry("413").or_insert_with(|| error_response("Body over the size limit"));
+        responses.entry("415").or_insert_with(|| error_response("Body is not JSON"));
+    }
     let mut o = json!({ "summary": summary, "tags": [tag], "responses": responses });
     if let Some(b) = body {
         o["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": b } } });
