@@ -1,9 +1,9 @@
 //! Derive macros for tabledb. Use them through the `tabledb` crate, which re-exports them:
 //! `#[derive(tabledb::Table)]`, `#[derive(tabledb::FieldType)]` and `#[tabledb::procedure]`.
 //!
-//! Each macro runs the same pipeline: attributes ([`attr`]) → a model of the struct ([`ast`])
-//! → checks that collect every mistake with its span ([`check`]) → generated code
-//! ([`expand`]). `#[procedure]` runs the same pipeline in [`procedure`](mod@procedure).
+//! Each macro runs the same pipeline: attributes (module `attr`) → a model of the struct
+//! (`ast`) → checks that collect every mistake with its span (`check`) → generated code
+//! (`expand`). `#[procedure]` runs the same pipeline in module `procedure`.
 
 mod ast;
 mod attr;

@@ -48,7 +48,7 @@ pub mod counters {
         LIVE_BYTES.load(Ordering::Relaxed)
     }
 
-    /// Bytes of freed blocks kept for reuse in the shared cache (at most [`CACHE_MAX_BYTES`];
+    /// Bytes of freed blocks kept for reuse in the shared cache (at most 64 MiB;
     /// each thread also keeps a few of each size).
     pub fn cached_bytes() -> usize {
         CACHED_BYTES.load(Ordering::Relaxed)
