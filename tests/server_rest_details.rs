@@ -335,3 +335,55 @@ fn openapi_string_bounds_are_in_bytes() {
     s.post("/tables/p/records", &json!({ "s": "éé" })).expect(201);
     s.post("/tables/p/records", &json!({ "s": "ééé" })).expect_error(400, None);
 }
+
+/// A 201 says where the created resource is: `Location` is the path of a route that answers
+/// it with GET. A batch of records creates no single resource, so it has no `Location` (its
+/// answer lists the ids).
+#[test]
+fn created_resources_have_a_location_header() {
+    let s = TestServer::start(&["--tickrate", "120"]);
+    let r = s.post("/tables/t", &json!({ "fields": [{ "name": "a", "type": "u64" }] }));
+    r.expect(201);
+    assert_eq!(r.header("location"), Some("/tables/t"), "POST /tables/t: {:?}", r.headers);
+
+    let r = s.post("/tables/t/records", &json!({ "a": 0 }));
+    let id = r.expect(201)["id"].as_u64().expect("id");
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/tables/t/records/{id}").as_str()),
+        "POST /tables/t/records answered 201 without the new record's Location; headers: {:?}",
+        r.headers
+    );
+    let r = s.post("/tables/t/records", &json!([{ "a": 0 }, { "a": 0 }]));
+    r.expect(201);
+    assert_eq!(r.header("location"), None, "a batch has no single Location: {:?}", r.headers);
+
+    let r = s.post("/relations", &json!({ "from_table": "t", "from_field": "a", "to_table": "t" }));
+    let rel = r.expect(201);
+    let rel_id = rel["id"].as_u64().expect("relation id");
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/relations/{rel_id}").as_str()),
+        "POST /relations answered 201 without Location; headers: {:?}",
+        r.headers
+    );
+    assert_eq!(s.get(&format!("/relations/{rel_id}")).expect(200), rel);
+    s.get("/relations/999").expect_error(404, Some("unknown_relation"));
+
+    let r = s.post("/tables/t/fields", &json!({ "name": "label", "type": "string(8)" }));
+    r.expect(201);
+    assert_eq!(r.header("location"), Some("/tables/t/fields/label"), "{:?}", r.headers);
+    let field = s.get("/tables/t/fields/label").expect(200);
+    assert_eq!(field["name"], "label");
+    assert_eq!(field["type"], "string(8)");
+    assert_eq!(field["max_len"], 8);
+    assert_eq!(field, s.get("/tables/t").expect(200)["fields"][1]);
+    s.get("/tables/t/fields/nope").expect_error(404, Some("unknown_field"));
+
+    let r = s.post("/types", &json!({ "name": "vec2", "fields": [{ "name": "x", "type": "f32" }, { "name": "y", "type": "f32" }] }));
+    let ty = r.expect(201);
+    assert_eq!(r.header("location"), Some("/types/vec2"), "{:?}", r.headers);
+    assert_eq!(s.get("/types/vec2").expect(200), ty);
+    assert_eq!(s.get("/types/u32").expect(200)["kind"], "primitive");
+    s.get("/types/nope").expect_error(404, Some("unknown_type"));
+}

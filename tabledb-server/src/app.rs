@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use tabledb::{Database, PersistOptions, ProcedureRegistry, Runtime};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -24,10 +24,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(routes::metrics))
         .route("/openapi.json", get(routes::openapi))
         .route("/types", get(routes::list_types).post(routes::create_type))
+        .route("/types/{name}", get(routes::get_type))
         .route("/tables", get(routes::list_tables))
         .route("/tables/{name}", get(routes::get_table).post(routes::create_table).delete(routes::drop_table))
         .route("/tables/{name}/fields", post(routes::add_field))
-        .route("/tables/{name}/fields/{field}", delete(routes::remove_field))
+        .route("/tables/{name}/fields/{field}", get(routes::get_field).delete(routes::remove_field))
         .route("/tables/{name}/compact", post(routes::compact))
         .route("/tables/{name}/records", get(routes::list_records).post(routes::create_records))
         .route(
@@ -38,7 +39,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(routes::delete_record),
         )
         .route("/relations", get(routes::list_relations).post(routes::create_relation))
-        .route("/relations/{id}", delete(routes::drop_relation))
+        .route("/relations/{id}", get(routes::get_relation).delete(routes::drop_relation))
         .route("/rpc", get(routes::list_procedures))
         .route("/rpc/{name}", post(routes::call_procedure))
         .fallback(middleware::not_found)

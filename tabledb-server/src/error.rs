@@ -40,6 +40,12 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
     }
 
+    /// The same error with another status.
+    pub fn with_status(mut self, status: StatusCode) -> ApiError {
+        self.status = status;
+        self
+    }
+
     pub fn overloaded() -> ApiError {
         ApiError {
             retry_after: Some(1),

@@ -15,6 +15,13 @@ fn json_response(description: &str, schema: Value) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": schema } } })
 }
 
+/// A 201 response whose `Location` header is the created resource's path.
+fn created_response(description: &str, schema: Value, location: &str) -> Value {
+    let mut r = json_response(description, schema);
+    r["headers"] = json!({ "Location": { "description": location, "schema": { "type": "string" } } });
+    r
+}
+
 fn errors(statuses: &[(&str, &str)]) -> Map<String, Value> {
     statuses.iter().map(|(code, d)| ((*code).to_owned(), error_response(d))).collect()
 }
@@ -122,6 +129,7 @@ fn document_access(paths: &mut Map<String, Value>, s: &AppState) {
 pub fn document(s: &AppState) -> Value {
     let snap = s.snapshot();
     let err4 = [("400", "Bad input; the message names what is wrong"), ("404", "Unknown table or record")];
+    let err4_relation = [("400", "Bad input; the message names what is wrong"), ("404", "Unknown relation")];
     let write_fails = [
         ("400", "Bad input; the message names the field"),
         ("404", "Unknown table or record"),
@@ -154,8 +162,12 @@ pub fn document(s: &AppState) -> Value {
         "/types".into(),
         json!({
             "get": op("List types", "types", ("200", json_response("Types", json!({"type": "array", "items": {"type": "object"}}))), &[], None, vec![]),
-            "post": op("Register a composite type", "types", ("201", json_response("The type", json!({"type": "object"}))), grow_fails, Some(json!({ "$ref": "#/components/schemas/TypeDef" })), vec![]),
+            "post": op("Register a composite type", "types", ("201", created_response("The type", json!({"type": "object"}), "`/types/{name}`")), grow_fails, Some(json!({ "$ref": "#/components/schemas/TypeDef" })), vec![]),
         }),
+    );
+    paths.insert(
+        "/types/{name}".into(),
+        json!({ "get": op("A type (built in, a string or array a field uses, or registered)", "types", ("200", json_response("The type", json!({"type": "object"}))), &[("400", "Bad input; the message names what is wrong"), ("404", "Unknown type")], None, vec![path_param("name", "Type name")]) }),
     );
     paths.insert(
         "/tables".into(),
@@ -166,17 +178,20 @@ pub fn document(s: &AppState) -> Value {
         "/tables/{name}".into(),
         json!({
             "get": op("A table's schema", "tables", ("200", json_response("The table", json!({ "$ref": "#/components/schemas/Table" }))), &err4, None, vec![name()]),
-            "post": op("Create a table", "tables", ("201", json_response("The table", json!({ "$ref": "#/components/schemas/Table" }))), grow_fails, Some(json!({ "type": "object", "properties": { "fields": { "type": "array", "items": { "$ref": "#/components/schemas/FieldDef" } } }, "required": ["fields"] })), vec![name()]),
+            "post": op("Create a table", "tables", ("201", created_response("The table", json!({ "$ref": "#/components/schemas/Table" }), "`/tables/{name}`")), grow_fails, Some(json!({ "type": "object", "properties": { "fields": { "type": "array", "items": { "$ref": "#/components/schemas/FieldDef" } } }, "required": ["fields"] })), vec![name()]),
             "delete": op("Drop a table", "tables", ("204", json!({ "description": "Dropped" })), &write_fails, None, vec![name()]),
         }),
     );
     paths.insert(
         "/tables/{name}/fields".into(),
-        json!({ "post": op("Add a field (records are rewritten, the field zeroed)", "tables", ("201", json_response("The table", json!({ "$ref": "#/components/schemas/Table" }))), grow_fails, Some(json!({ "$ref": "#/components/schemas/FieldDef" })), vec![name()]) }),
+        json!({ "post": op("Add a field (records are rewritten, the field zeroed)", "tables", ("201", created_response("The table", json!({ "$ref": "#/components/schemas/Table" }), "`/tables/{name}/fields/{field}`")), grow_fails, Some(json!({ "$ref": "#/components/schemas/FieldDef" })), vec![name()]) }),
     );
     paths.insert(
         "/tables/{name}/fields/{field}".into(),
-        json!({ "delete": op("Remove a field", "tables", ("204", json!({ "description": "Removed" })), &write_fails, None, vec![name(), path_param("field", "Field name")]) }),
+        json!({
+            "get": op("A field of a table", "tables", ("200", json_response("The field", json!({ "type": "object" }))), &[("400", "Bad input; the message names what is wrong"), ("404", "Unknown table or field")], None, vec![name(), path_param("field", "Field name")]),
+            "delete": op("Remove a field", "tables", ("204", json!({ "description": "Removed" })), &write_fails, None, vec![name(), path_param("field", "Field name")]),
+        }),
     );
     paths.insert(
         "/tables/{name}/compact".into(),
@@ -204,7 +219,7 @@ pub fn document(s: &AppState) -> Value {
         "/tables/{name}/records".into(),
         json!({
             "get": op("List records", "records", ("200", json_response("A page of records", json!({ "type": "object", "properties": { "records": { "type": "array", "items": { "type": "object" } }, "total": { "type": "integer" }, "limit": { "type": "integer" }, "offset": { "type": "integer" } } }))), &err4, None, list_params),
-            "post": op("Create a record (an object) or records in one transaction (an array)", "records", ("201", json_response("The stored record, or {\"ids\": [...]}", json!({ "type": "object" }))), grow_fails, Some(json!({ "oneOf": [ { "type": "object" }, { "type": "array", "items": { "type": "object" } } ] })), vec![name()]),
+            "post": op("Create a record (an object) or records in one transaction (an array)", "records", ("201", created_response("The stored record, or {\"ids\": [...]}", json!({ "type": "object" }), "`/tables/{name}/records/{id}` of the record created; none for an array")), grow_fails, Some(json!({ "oneOf": [ { "type": "object" }, { "type": "array", "items": { "type": "object" } } ] })), vec![name()]),
         }),
     );
     let rid = || path_param("id", "Record id");
@@ -221,12 +236,15 @@ pub fn document(s: &AppState) -> Value {
         "/relations".into(),
         json!({
             "get": op("List relations", "relations", ("200", json_response("Relations", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Relation" } }))), &[], None, vec![]),
-            "post": op("Create a relation (enforced on every write)", "relations", ("201", json_response("The relation", json!({ "$ref": "#/components/schemas/Relation" }))), grow_fails, Some(json!({ "type": "object", "properties": { "name": { "type": "string" }, "from_table": { "type": "string" }, "from_field": { "type": "string" }, "to_table": { "type": "string" }, "to_field": { "type": "string", "description": "omitted: the target's id" } }, "required": ["from_table", "from_field", "to_table"] })), vec![]),
+            "post": op("Create a relation (enforced on every write)", "relations", ("201", created_response("The relation", json!({ "$ref": "#/components/schemas/Relation" }), "`/relations/{id}`")), grow_fails, Some(json!({ "type": "object", "properties": { "name": { "type": "string" }, "from_table": { "type": "string" }, "from_field": { "type": "string" }, "to_table": { "type": "string" }, "to_field": { "type": "string", "description": "omitted: the target's id" } }, "required": ["from_table", "from_field", "to_table"] })), vec![]),
         }),
     );
     paths.insert(
         "/relations/{id}".into(),
-        json!({ "delete": op("Drop a relation", "relations", ("204", json!({ "description": "Dropped" })), &write_fails, None, vec![path_param("id", "Relation id")]) }),
+        json!({
+            "get": op("A relation", "relations", ("200", json_response("The relation", json!({ "$ref": "#/components/schemas/Relation" }))), &err4_relation, None, vec![path_param("id", "Relation id")]),
+            "delete": op("Drop a relation", "relations", ("204", json!({ "description": "Dropped" })), &write_fails, None, vec![path_param("id", "Relation id")]),
+        }),
     );
     paths.insert(
         "/rpc".into(),

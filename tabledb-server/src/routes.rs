@@ -29,6 +29,16 @@ fn created(v: Value) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
 
+/// A 201 whose `Location` is the path of the created resource (a route that answers it with
+/// GET). Every path made here is built from names and numbers that need no escaping.
+fn created_at(location: &str, v: Value) -> Response {
+    let mut r = created(v);
+    if let Ok(value) = header::HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, value);
+    }
+    r
+}
+
 fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
@@ -67,20 +77,17 @@ fn layout_json(t: &TypeLayout) -> Value {
     v
 }
 
+fn field_json(f: &tabledb::schema::Field) -> Value {
+    let mut v = json!({ "name": f.name, "type": f.layout.name, "offset": f.offset, "size": f.layout.size });
+    if let TypeKind::Str { capacity } = f.layout.kind {
+        v["max_len"] = json!(capacity);
+    }
+    v
+}
+
 fn table_json(snap: &Snapshot, name: &str) -> Result<Value, tabledb::Error> {
     let schema = snap.schema(name)?;
-    let fields: Vec<Value> = schema
-        .fields
-        .iter()
-        .map(|f| {
-            let mut v =
-                json!({ "name": f.name, "type": f.layout.name, "offset": f.offset, "size": f.layout.size });
-            if let TypeKind::Str { capacity } = f.layout.kind {
-                v["max_len"] = json!(capacity);
-            }
-            v
-        })
-        .collect();
+    let fields: Vec<Value> = schema.fields.iter().map(field_json).collect();
     Ok(json!({
         "name": schema.name,
         "id": snap.table_id(name).map(|i| i.0),
@@ -148,9 +155,19 @@ pub async fn list_types(State(s): State<AppState>) -> Json<Value> {
     Json(Value::Array(snap.types().iter().map(|t| layout_json(t)).collect()))
 }
 
+pub async fn get_type(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let snap = s.snapshot();
+    match snap.types().get_by_name(&name) {
+        Some(t) => Ok(Json(layout_json(t))),
+        None => Err(ApiError::from(tabledb::Error::from(tabledb::types::TypeError::UnknownType(name)))
+            .with_status(StatusCode::NOT_FOUND)),
+    }
+}
+
 pub async fn create_type(State(s): State<AppState>, JsonBody(def): JsonBody<TypeDef>) -> ApiResult<Response> {
+    let name = def.name.clone();
     let v = s.run(Job::Ddl(Box::new(move |db| Ok(layout_json(&*db.register_type(def)?))))).await?;
-    Ok(created(v))
+    Ok(created_at(&format!("/types/{name}"), v))
 }
 
 // ---- tables ----
@@ -176,13 +193,14 @@ pub async fn create_table(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<CreateTable>,
 ) -> ApiResult<Response> {
+    let location = format!("/tables/{name}");
     let v = s
         .run(Job::Ddl(Box::new(move |db| {
             db.create_table_from_defs(&name, &body.fields)?;
             table_json(&db.snapshot(), &name)
         })))
         .await?;
-    Ok(created(v))
+    Ok(created_at(&location, v))
 }
 
 pub async fn drop_table(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
@@ -195,28 +213,37 @@ pub async fn add_field(
     Path(name): Path<String>,
     JsonBody(field): JsonBody<FieldDef>,
 ) -> ApiResult<Response> {
+    let location = format!("/tables/{name}/fields/{}", field.name);
     let v = s
         .run(Job::Ddl(Box::new(move |db| {
             db.add_field(&name, &field)?;
             table_json(&db.snapshot(), &name)
         })))
         .await?;
-    Ok(created(v))
+    Ok(created_at(&location, v))
+}
+
+pub async fn get_field(
+    State(s): State<AppState>,
+    Path((name, field)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let snap = s.snapshot();
+    let schema = snap.schema(name.as_str())?;
+    let field = schema.require_field(&field).map_err(|e| {
+        // The path names the field: an unknown one is a missing resource.
+        ApiError::from(tabledb::Error::from(e)).with_status(StatusCode::NOT_FOUND)
+    })?;
+    Ok(Json(field_json(field)))
 }
 
 pub async fn remove_field(
     State(s): State<AppState>,
     Path((name, field)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    s.run(Job::Ddl(Box::new(move |db| db.remove_field(&name, &field).map(|()| Value::Null)))).await.map_err(
-        |mut e| {
-            // The path names the field: an unknown one is a missing resource.
-            if e.code == "unknown_field" {
-                e.status = StatusCode::NOT_FOUND;
-            }
-            e
-        },
-    )?;
+    s.run(Job::Ddl(Box::new(move |db| db.remove_field(&name, &field).map(|()| Value::Null))))
+        .await
+        // The path names the field: an unknown one is a missing resource.
+        .map_err(|e| if e.code == "unknown_field" { e.with_status(StatusCode::NOT_FOUND) } else { e })?;
     Ok(no_content())
 }
 
@@ -288,6 +315,7 @@ pub async fn create_records(
     // The position in the batch of the record refused, if one is: its error names it.
     let refused = Arc::new(OnceLock::new());
     let refused_in_job = Arc::clone(&refused);
+    let location_table = name.clone();
     let v = s
         .run(Job::Write(Box::new(move |tx| {
             let schema = tx.snapshot().schema(name.as_str())?.clone();
@@ -315,7 +343,15 @@ pub async fn create_records(
             }
             e
         })?;
-    Ok(created(v))
+    if many {
+        // A batch creates no single resource: its answer lists the ids.
+        return Ok(created(v));
+    }
+    let location = v["id"].as_u64().map(|id| format!("/tables/{location_table}/records/{id}"));
+    Ok(match location {
+        Some(location) => created_at(&location, v),
+        None => created(v),
+    })
 }
 
 /// Lists records. The scan runs on the blocking pool, not on an async worker, and stops at the
@@ -498,6 +534,17 @@ pub async fn list_relations(State(s): State<AppState>) -> Json<Value> {
     Json(Value::Array(s.snapshot().relations().map(relation_json).collect()))
 }
 
+fn parse_relation_id(id: &str) -> ApiResult<RelationId> {
+    id.parse().map(RelationId).map_err(|_| ApiError::bad_request(format!("`{id}` is not a relation id")))
+}
+
+pub async fn get_relation(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = parse_relation_id(&id)?;
+    let snap = s.snapshot();
+    let rel = snap.relation(id).ok_or(tabledb::Error::UnknownRelation(id.0))?;
+    Ok(Json(relation_json(rel)))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRelation {
@@ -520,12 +567,16 @@ pub async fn create_relation(
             Ok(relation_json(&rel))
         })))
         .await?;
-    Ok(created(v))
+    let location = v["id"].as_u64().map(|id| format!("/relations/{id}"));
+    Ok(match location {
+        Some(location) => created_at(&location, v),
+        None => created(v),
+    })
 }
 
 pub async fn drop_relation(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let id: u64 = id.parse().map_err(|_| ApiError::bad_request(format!("`{id}` is not a relation id")))?;
-    s.run(Job::Ddl(Box::new(move |db| db.drop_relation(RelationId(id)).map(|_| Value::Null)))).await?;
+    let id = parse_relation_id(&id)?;
+    s.run(Job::Ddl(Box::new(move |db| db.drop_relation(id).map(|_| Value::Null)))).await?;
     Ok(no_content())
 }
 

@@ -696,15 +696,16 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/metrics", &["get"]),
     ("/openapi.json", &["get"]),
     ("/types", &["get", "post"]),
+    ("/types/{name}", &["get"]),
     ("/tables", &["get"]),
     ("/tables/{name}", &["get", "post", "delete"]),
     ("/tables/{name}/fields", &["post"]),
-    ("/tables/{name}/fields/{field}", &["delete"]),
+    ("/tables/{name}/fields/{field}", &["get", "delete"]),
     ("/tables/{name}/compact", &["post"]),
     ("/tables/{name}/records", &["get", "post"]),
     ("/tables/{name}/records/{id}", &["get", "put", "patch", "delete"]),
     ("/relations", &["get", "post"]),
-    ("/relations/{id}", &["delete"]),
+    ("/relations/{id}", &["get", "delete"]),
     ("/rpc", &["get"]),
 ];
 
