@@ -266,3 +266,74 @@ fn deeply_nested_array_types_are_refused_and_register_nothing() {
     let t = s.post("/tables/t", &json!({ "fields": [{ "name": "a", "type": deepest }] })).expect(201);
     assert_eq!(t["fields"][0]["type"], deepest);
 }
+
+/// A refused name or key is not echoed back in full: a 60 000-byte table, field, type or
+/// relation name, record key, path segment or query parameter comes back cut to its first 64
+/// bytes with its length, and the rule it breaks.
+#[test]
+fn a_refused_long_name_is_not_echoed_in_full() {
+    let s = TestServer::start(&["--tickrate", "120"]);
+    let long = "a".repeat(60_000);
+    let short = |msg: &str| {
+        assert!(msg.len() < 400, "the error is {} bytes long: {}...", msg.len(), &msg[..120.min(msg.len())]);
+    };
+    let msg = s
+        .post(&format!("/tables/{long}"), &json!({ "fields": [{ "name": "x", "type": "u8" }] }))
+        .expect_error(400, Some("invalid_name"));
+    short(&msg);
+    assert!(msg.contains("60000 bytes") && msg.contains("1 to 63 characters"), "{msg}");
+    let msg = s
+        .post("/tables/t", &json!({ "fields": [{ "name": long, "type": "u8" }] }))
+        .expect_error(400, Some("invalid_name"));
+    short(&msg);
+    assert!(msg.contains("60000 bytes") && msg.contains("1 to 63 characters"), "{msg}");
+    // A bad type and a long name: the type error names the field, cut short.
+    let msg =
+        s.post("/tables/t", &json!({ "fields": [{ "name": long, "type": "nope" }] })).expect_error(400, None);
+    short(&msg);
+    s.post("/tables/t", &json!({ "fields": [{ "name": "x", "type": "u8" }] })).expect(201);
+    let msg = s.post("/tables/t/fields", &json!({ "name": long, "type": "u8" })).expect_error(400, None);
+    short(&msg);
+    let msg = s
+        .post("/types", &json!({ "name": long, "fields": [{ "name": "x", "type": "u8" }] }))
+        .expect_error(400, None);
+    short(&msg);
+    let msg = s
+        .post(
+            "/relations",
+            &json!({ "name": long, "from_table": "t", "from_field": "x", "to_table": "t", "to_field": "x" }),
+        )
+        .expect_error(400, None);
+    short(&msg);
+    let msg = s
+        .post("/relations", &json!({ "from_table": long, "from_field": "x", "to_table": "t" }))
+        .expect_error(400, None);
+    short(&msg);
+
+    // Keys of a record, and of a definition.
+    let msg = s
+        .post("/tables/t/records", &json!({ "x": 1, long.clone(): 2 }))
+        .expect_error(400, Some("unknown_field"));
+    short(&msg);
+    assert!(msg.contains("(60000 bytes)"), "{msg}");
+    let msg = s.patch("/tables/t/records/1", &json!({ long.clone(): 2 })).expect_error(400, None);
+    short(&msg);
+    let msg = s
+        .post("/tables/u", &json!({ "fields": [{ "name": "x", "type": "u8" }], long.clone(): 1 }))
+        .expect_error(400, None);
+    short(&msg);
+    let msg = s
+        .post("/tables/t/fields", &json!({ "name": "y", "type": "string", "max_len": long }))
+        .expect_error(400, None);
+    short(&msg);
+
+    // Paths and query parameters.
+    let long_path = "b".repeat(30_000);
+    short(&s.get(&format!("/tables/{long_path}")).expect_error(404, Some("unknown_table")));
+    short(&s.get(&format!("/tables/t/records/{long_path}")).expect_error(400, None));
+    short(&s.get(&format!("/tables/t/records?{long_path}=eq.1")).expect_error(400, None));
+    short(&s.get(&format!("/tables/t/records?x=eq.{long_path}")).expect_error(400, None));
+    short(&s.get(&format!("/tables/t/records?limit={long_path}")).expect_error(400, None));
+    short(&s.get(&format!("/nope/{long_path}")).expect_error(404, None));
+    assert_eq!(s.get("/tables").expect(200).as_array().map(Vec::len), Some(1), "nothing was created");
+}

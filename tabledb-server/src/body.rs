@@ -7,6 +7,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
+use tabledb::schema::{SHOWN_NAME_MAX, shown};
 
 use crate::error::ApiError;
 
@@ -28,9 +30,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ),
                 JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(format!(
                     "the body is not valid JSON: {}",
-                    without_type_names(&e.body_text())
+                    serde_message(&e).unwrap_or_else(|| shortened(&e.body_text()))
                 )),
-                JsonRejection::JsonDataError(e) => ApiError::bad_request(without_type_names(&e.body_text())),
+                JsonRejection::JsonDataError(e) => ApiError::bad_request(
+                    serde_message(&e).unwrap_or_else(|| shortened(&without_type_names(&e.body_text()))),
+                ),
                 JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                     ApiError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
@@ -76,6 +80,84 @@ fn without_type_names(message: &str) -> String {
     out
 }
 
+/// The message of a JSON rejection from serde's own error: where in the body (`fields[0].type`)
+/// and what is wrong, each key of the path and each quoted span cut short (see [`shortened`]),
+/// and no Rust type names. `None` when the rejection does not carry serde's error.
+fn serde_message(rejection: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let inner = rejection.source()?.source()?;
+    let e = inner.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>()?;
+    let message = shortened(&without_type_names(&e.inner().to_string()));
+    let segments: Vec<_> = e.path().iter().collect();
+    if segments.iter().all(|s| matches!(s, Segment::Unknown)) {
+        return Some(message);
+    }
+    let mut path = String::new();
+    for (i, segment) in segments.into_iter().enumerate() {
+        match segment {
+            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if i > 0 {
+                    path.push('.');
+                }
+                if key.len() > SHOWN_NAME_MAX {
+                    path.push_str(&shown(key).to_string());
+                } else {
+                    path.push_str(key);
+                }
+            }
+            Segment::Unknown => {
+                if i > 0 {
+                    path.push('.');
+                }
+                path.push('?');
+            }
+        }
+    }
+    Some(format!("{path}: {message}"))
+}
+
+/// Cuts short what serde quotes from the request in its messages (`unknown field `...``,
+/// `invalid type: string "..."`): a quoted span longer than [`SHOWN_NAME_MAX`] bytes keeps its
+/// first bytes and states its length, as `tabledb::schema::shown` does, so that a huge key or value is not
+/// echoed back in full.
+fn shortened(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(1024));
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest.as_bytes()[open];
+        let body = &rest[open + 1..];
+        // A `"` span is a Rust string literal: `\"` does not end it.
+        let mut close = None;
+        let mut escaped = false;
+        for (i, b) in body.bytes().enumerate() {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' && quote == b'"' {
+                escaped = true;
+            } else if b == quote {
+                close = Some(i);
+                break;
+            }
+        }
+        let Some(close) = close else { break };
+        out.push_str(&rest[..open]);
+        let span = &body[..close];
+        if span.len() > SHOWN_NAME_MAX {
+            let mut end = SHOWN_NAME_MAX;
+            while !span.is_char_boundary(end) {
+                end -= 1;
+            }
+            let quote = char::from(quote);
+            out.push_str(&format!("{quote}{}...{quote} ({} bytes)", &span[..end], span.len()));
+        } else {
+            out.push_str(&rest[open..open + 1 + close + 1]);
+        }
+        rest = &body[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Path parameters whose every rejection is an API error (JSON, 400 naming the parameter),
 /// instead of axum's plain-text one.
 #[derive(Debug)]
@@ -88,7 +170,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Path(v)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
-                Err(ApiError::bad_request(without_type_names(&e.body_text())))
+                Err(ApiError::bad_request(shortened(&without_type_names(&e.body_text()))))
             }
             Err(other) => Err(ApiError::internal(other.body_text())),
         }
@@ -97,7 +179,22 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 
 #[cfg(test)]
 mod tests {
-    use super::without_type_names;
+    use super::{shortened, without_type_names};
+
+    #[test]
+    fn long_quoted_spans_are_cut_short() {
+        let long = "k".repeat(1000);
+        assert_eq!(
+            shortened(&format!("unknown field `{long}`, expected `fields` at line 1")),
+            format!("unknown field `{}...` (1000 bytes), expected `fields` at line 1", "k".repeat(64))
+        );
+        assert_eq!(
+            shortened(&format!("invalid type: string \"{long}\", expected usize")),
+            format!("invalid type: string \"{}...\" (1000 bytes), expected usize", "k".repeat(64))
+        );
+        let msg = "missing field `type`, invalid type: string \"a\\\"b\", expected `x";
+        assert_eq!(shortened(msg), msg);
+    }
 
     #[test]
     fn type_names_are_replaced() {

@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use tabledb::schema::shown;
+
 use crate::config::Role;
 use crate::error::{ApiError, InternalDetail};
 use crate::state::{AppState, ClientId, RATE_LIMIT_CLIENTS_MAX};
@@ -176,7 +178,7 @@ fn limited(state: &AppState, client: &ClientId) -> Option<Response> {
 
 /// An empty body with a JSON error, for routes that do not exist.
 pub async fn not_found(req: Request<Body>) -> Response {
-    ApiError::not_found("not_found", format!("no route for {} {}", req.method(), req.uri().path()))
+    ApiError::not_found("not_found", format!("no route for {} {}", req.method(), shown(req.uri().path())))
         .into_response()
 }
 
@@ -185,7 +187,7 @@ pub async fn method_not_allowed(req: Request<Body>) -> Response {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+        format!("{} is not allowed on {}", req.method(), shown(req.uri().path())),
     )
     .into_response()
 }

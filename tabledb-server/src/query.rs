@@ -9,7 +9,7 @@
 use std::cmp::Ordering;
 use std::time::Instant;
 
-use tabledb::schema::{Field, TableSchema};
+use tabledb::schema::{Field, TableSchema, shown};
 use tabledb::types::{Primitive, TypeKind, TypeLayout};
 use tabledb::{RawTableView, RecordId};
 
@@ -65,9 +65,9 @@ impl Target {
         if name == "id" {
             return Ok(Target::Id);
         }
-        let field = schema
-            .field(name)
-            .ok_or_else(|| ApiError::bad_request(format!("table `{}` has no field `{name}`", schema.name)))?;
+        let field = schema.field(name).ok_or_else(|| {
+            ApiError::bad_request(format!("table `{}` has no field {}", schema.name, shown(name)))
+        })?;
         if !comparable(&field.layout) {
             return Err(ApiError::bad_request(format!(
                 "field `{name}` has type `{}`, which cannot be filtered or ordered",
@@ -86,9 +86,10 @@ impl Target {
 
     fn parse(&self, text: &str) -> Result<Key, String> {
         match self {
-            Target::Id => {
-                text.parse::<u64>().map(|v| Key::Int(v.into())).map_err(|_| format!("`{text}` is not an id"))
-            }
+            Target::Id => text
+                .parse::<u64>()
+                .map(|v| Key::Int(v.into()))
+                .map_err(|_| format!("{} is not an id", shown(text))),
             Target::Field(f) => parse_key(&f.layout, text),
         }
     }
@@ -126,7 +127,7 @@ fn key_of(layout: &TypeLayout, b: &[u8]) -> Key {
 }
 
 fn parse_key(layout: &TypeLayout, text: &str) -> Result<Key, String> {
-    let bad = || format!("`{text}` is not a value of type `{}`", layout.name);
+    let bad = || format!("{} is not a value of type `{}`", shown(text), layout.name);
     match &layout.kind {
         TypeKind::Primitive(Primitive::F64) => text.parse::<f64>().map(Key::Float).map_err(|_| bad()),
         TypeKind::Primitive(Primitive::F32) => {
@@ -171,7 +172,8 @@ impl Filter {
         let target = Target::resolve(schema, field)?;
         let (op, rest) = spec.split_once('.').ok_or_else(|| {
             ApiError::bad_request(format!(
-                "filter `{field}={spec}`: expected operator.value, e.g. `{field}=eq.5`"
+                "filter {}: expected operator.value, e.g. `{field}=eq.5`",
+                shown(&format!("{field}={spec}"))
             ))
         })?;
         let op = match op {
@@ -184,7 +186,8 @@ impl Filter {
             "in" => Op::In,
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "filter on `{field}`: unknown operator `{other}`; use eq, neq, lt, lte, gt, gte or in"
+                    "filter on `{field}`: unknown operator {}; use eq, neq, lt, lte, gt, gte or in",
+                    shown(other)
                 )));
             }
         };
@@ -305,9 +308,9 @@ impl Listing {
             }
             match key {
                 "limit" => {
-                    let limit: usize = value
-                        .parse()
-                        .map_err(|_| ApiError::bad_request(format!("limit `{value}` is not a number")))?;
+                    let limit: usize = value.parse().map_err(|_| {
+                        ApiError::bad_request(format!("limit {} is not a number", shown(value)))
+                    })?;
                     if limit > max_page {
                         return Err(ApiError::bad_request(format!(
                             "limit {limit} exceeds the maximum page size {max_page}"
@@ -316,16 +319,19 @@ impl Listing {
                     listing.limit = limit;
                 }
                 "offset" => {
-                    listing.offset = value
-                        .parse()
-                        .map_err(|_| ApiError::bad_request(format!("offset `{value}` is not a number")))?;
+                    listing.offset = value.parse().map_err(|_| {
+                        ApiError::bad_request(format!("offset {} is not a number", shown(value)))
+                    })?;
                 }
                 "count" => {
                     listing.count = match value.as_str() {
                         "true" | "exact" => true,
                         "false" => false,
                         _ => {
-                            return Err(ApiError::bad_request(format!("count `{value}`: use true or false")));
+                            return Err(ApiError::bad_request(format!(
+                                "count {}: use true or false",
+                                shown(value)
+                            )));
                         }
                     }
                 }
@@ -336,7 +342,8 @@ impl Listing {
                         "desc" => true,
                         _ => {
                             return Err(ApiError::bad_request(format!(
-                                "order `{value}`: use field.asc or field.desc"
+                                "order {}: use field.asc or field.desc",
+                                shown(value)
                             )));
                         }
                     };

@@ -12,7 +12,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tabledb::runtime::Job;
-use tabledb::schema::{FieldDef, RelationId, TableSchema};
+use tabledb::schema::{FieldDef, RelationId, TableSchema, shown};
 use tabledb::types::{TypeDef, TypeKind, TypeLayout};
 use tabledb::{RecordId, Snapshot};
 
@@ -398,7 +398,7 @@ pub async fn list_records(
 fn parse_id(id: &str) -> ApiResult<RecordId> {
     match id.parse::<u64>() {
         Ok(n) if n > 0 => Ok(RecordId(n)),
-        _ => Err(ApiError::bad_request(format!("`{id}` is not a record id (a positive integer)"))),
+        _ => Err(ApiError::bad_request(format!("{} is not a record id (a positive integer)", shown(id)))),
     }
 }
 
@@ -535,7 +535,9 @@ pub async fn list_relations(State(s): State<AppState>) -> Json<Value> {
 }
 
 fn parse_relation_id(id: &str) -> ApiResult<RelationId> {
-    id.parse().map(RelationId).map_err(|_| ApiError::bad_request(format!("`{id}` is not a relation id")))
+    id.parse()
+        .map(RelationId)
+        .map_err(|_| ApiError::bad_request(format!("{} is not a relation id", shown(id))))
 }
 
 pub async fn get_relation(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {

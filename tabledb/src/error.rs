@@ -9,7 +9,7 @@ use crate::types::TypeError;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("unknown table `{0}`")]
+    #[error("unknown table {}", crate::schema::shown(.0))]
     UnknownTable(String),
     #[error("table `{0}` already exists")]
     TableExists(String),

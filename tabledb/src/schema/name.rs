@@ -10,6 +10,40 @@ pub const NAME_LEN_MAX: usize = 63;
 /// The rule, as error messages state it.
 pub const NAME_RULE: &str = "names are 1 to 63 characters from a-z, 0-9 and _, not starting with a digit";
 
+/// The most bytes of a name (or any other string a request gave) an error message shows.
+pub const SHOWN_NAME_MAX: usize = 64;
+
+/// A string a request gave, as an error message shows it: in backquotes, and cut short after
+/// [`SHOWN_NAME_MAX`] bytes (at a character boundary) with its length, so that a huge name is
+/// not echoed back in full.
+///
+/// ```
+/// use tabledb::schema::shown;
+/// assert_eq!(shown("hp").to_string(), "`hp`");
+/// assert_eq!(shown(&"a".repeat(70)).to_string(), format!("`{}...` (70 bytes)", "a".repeat(64)));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a>(pub &'a str);
+
+/// `name` as an error message shows it; see [`Shown`].
+pub fn shown(name: &str) -> Shown<'_> {
+    Shown(name)
+}
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        if s.len() <= SHOWN_NAME_MAX {
+            return write!(f, "`{s}`");
+        }
+        let mut end = SHOWN_NAME_MAX;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "`{}...` ({} bytes)", &s[..end], s.len())
+    }
+}
+
 /// Why a name was refused. Each message states the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -21,7 +55,7 @@ pub enum NameError {
     LeadingDigit(char),
     #[error("the name has {ch:?} at position {pos}; {NAME_RULE}")]
     InvalidChar { ch: char, pos: usize },
-    #[error("`{0}` is reserved")]
+    #[error("{} is reserved", shown(.0))]
     Reserved(String),
 }
 

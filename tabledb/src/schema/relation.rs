@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::name::validate_name;
+use super::name::{shown, validate_name};
 use super::table::{SchemaError, TableSchema};
 use crate::types::Primitive;
 
@@ -43,12 +43,13 @@ impl Relation {
             name: self.name.clone(),
             source,
         })?;
-        let from =
-            table(&self.from_table).ok_or_else(|| err(format!("unknown table `{}`", self.from_table)))?;
-        let to = table(&self.to_table).ok_or_else(|| err(format!("unknown table `{}`", self.to_table)))?;
-        let from_field = from
-            .field(&self.from_field)
-            .ok_or_else(|| err(format!("table `{}` has no field `{}`", self.from_table, self.from_field)))?;
+        let from = table(&self.from_table)
+            .ok_or_else(|| err(format!("unknown table {}", shown(&self.from_table))))?;
+        let to =
+            table(&self.to_table).ok_or_else(|| err(format!("unknown table {}", shown(&self.to_table))))?;
+        let from_field = from.field(&self.from_field).ok_or_else(|| {
+            err(format!("table `{}` has no field {}", self.from_table, shown(&self.from_field)))
+        })?;
         if self.to_field == ID_FIELD {
             if from_field.type_id != Primitive::U64.type_id() {
                 return Err(err(format!(
@@ -58,9 +59,9 @@ impl Relation {
             }
             return Ok(());
         }
-        let to_field = to
-            .field(&self.to_field)
-            .ok_or_else(|| err(format!("table `{}` has no field `{}`", self.to_table, self.to_field)))?;
+        let to_field = to.field(&self.to_field).ok_or_else(|| {
+            err(format!("table `{}` has no field {}", self.to_table, shown(&self.to_field)))
+        })?;
         if from_field.type_id != to_field.type_id {
             return Err(err(format!(
                 "`{}.{}` has type `{}` but `{}.{}` has type `{}`",

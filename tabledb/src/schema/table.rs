@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::name::{NameError, validate_field_name, validate_name};
+use super::name::{NameError, shown, validate_field_name, validate_name};
 use crate::types::{
     FieldType, MAX_ALIGN, MAX_RECORD_SIZE, TypeError, TypeId, TypeLayout, TypeRegistry, ValueError,
     align_offset, check_zero,
@@ -14,7 +14,7 @@ use crate::types::{
 /// Why a schema, or a record against a schema, was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SchemaError {
-    #[error("invalid {what} name `{name}`: {source}")]
+    #[error("invalid {what} name {}: {source}", shown(.name))]
     InvalidName {
         what: &'static str,
         name: String,
@@ -23,7 +23,7 @@ pub enum SchemaError {
     },
     #[error("table `{table}` already has a field named `{field}`")]
     DuplicateField { table: String, field: String },
-    #[error("table `{table}` has no field `{field}`")]
+    #[error("table `{table}` has no field {}", shown(.field))]
     UnknownField { table: String, field: String },
     #[error("table `{0}` needs at least one field")]
     NoFields(String),
@@ -33,7 +33,7 @@ pub enum SchemaError {
     NotPod { table: String, field: String, ty: String },
     #[error("field `{field}` of table `{table}` has alignment {align}; the limit is {MAX_ALIGN}")]
     AlignTooLarge { table: String, field: String, align: usize },
-    #[error("field `{field}`: {source}")]
+    #[error("field {}: {source}", shown(.field))]
     FieldType {
         field: String,
         #[source]

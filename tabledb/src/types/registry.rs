@@ -84,7 +84,7 @@ pub enum TypeError {
         #[source]
         source: Box<TypeError>,
     },
-    #[error("type name `{name}`: {source}")]
+    #[error("type name {}: {source}", crate::schema::shown(.name))]
     InvalidName {
         name: String,
         #[source]
