@@ -440,3 +440,67 @@ fn concurrent_clients_lose_nothing() {
         assert_eq!(shared[format!("f{i}")], 5, "concurrent patches of other fields are kept: {shared}");
     }
 }
+
+/// A JSON object with the same key twice is ambiguous (RFC 8259 §4): a record body, a batch, a
+/// replacement, a change, a composite value inside one, and a table or field definition with a
+/// repeated key are refused with a 400 naming the key, and nothing is written.
+#[test]
+fn duplicate_keys_in_a_body_are_refused() {
+    let s = TestServer::start(&["--tickrate", "120"]);
+    s.post("/types", &json!({ "name": "vec2", "fields": [{ "name": "x", "type": "f32" }, { "name": "y", "type": "f32" }] }))
+        .expect(201);
+    s.post(
+        "/tables/p",
+        &json!({ "fields": [{ "name": "hp", "type": "u32" }, { "name": "pos", "type": "vec2" }] }),
+    )
+    .expect(201);
+    let send = |method: &str, path: &str, body: &str| {
+        s.request(method, path, &[("content-type", "application/json")], Some(body.as_bytes().to_vec()))
+    };
+    for (method, path, body, key) in [
+        ("POST", "/tables/p/records", r#"{"hp": 100, "hp": 5, "pos": {"x": 0, "y": 0}}"#, "hp"),
+        ("POST", "/tables/p/records", r#"{"hp": 100, "pos": {"x": 0, "x": 1, "y": 0}}"#, "x"),
+        (
+            "POST",
+            "/tables/p/records",
+            r#"[{"hp": 1, "pos": {"x": 0, "y": 0}}, {"hp": 1, "hp": 2, "pos": {"x": 0, "y": 0}}]"#,
+            "hp",
+        ),
+    ] {
+        let r = send(method, path, body);
+        let msg = r.expect_error(400, None);
+        assert!(msg.contains(&format!("`{key}` appears twice")), "{method} {path} {body}: {msg}");
+    }
+    assert_eq!(total(&s, "p"), 0, "nothing is written");
+
+    let id =
+        s.post("/tables/p/records", &json!({ "hp": 7, "pos": { "x": 1, "y": 2 } })).expect(201)["id"].clone();
+    let before = s.get(&format!("/tables/p/records/{id}")).expect(200);
+    let path = format!("/tables/p/records/{id}");
+    for (method, body) in [
+        ("PATCH", r#"{"hp": 100, "hp": 5}"#),
+        ("PATCH", r#"{"pos": {"x": 5, "y": 5, "y": 6}}"#),
+        ("PUT", r#"{"hp": 100, "pos": {"x": 0, "y": 0}, "hp": 5}"#),
+    ] {
+        let msg = send(method, &path, body).expect_error(400, None);
+        assert!(msg.contains("appears twice"), "{method} {body}: {msg}");
+    }
+    assert_eq!(s.get(&path).expect(200), before, "refused changes change nothing");
+
+    // Definitions: a repeated key of a table, a field or a type is refused too.
+    let msg = send(
+        "POST",
+        "/tables/q",
+        r#"{"fields": [{"name": "a", "type": "u8"}], "fields": [{"name": "b", "type": "u8"}]}"#,
+    )
+    .expect_error(400, None);
+    assert!(msg.contains("`fields`"), "{msg}");
+    let msg = send("POST", "/tables/q", r#"{"fields": [{"name": "a", "name": "b", "type": "u8"}]}"#)
+        .expect_error(400, None);
+    assert!(msg.contains("`name`"), "{msg}");
+    let msg = send("POST", "/tables/p/fields", r#"{"name": "a", "type": "u8", "type": "u16"}"#)
+        .expect_error(400, None);
+    assert!(msg.contains("`type`"), "{msg}");
+    s.get("/tables/q").expect_error(404, None);
+    assert_eq!(s.get("/tables/p").expect(200)["fields"].as_array().map(Vec::len), Some(2));
+}

@@ -6,7 +6,10 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
+use serde_json::{Map, Number, Value};
 use serde_path_to_error::Segment;
 use tabledb::schema::{SHOWN_NAME_MAX, shown};
 
@@ -45,6 +48,92 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 other => ApiError::bad_request(other.body_text()),
             }),
         }
+    }
+}
+
+/// Any JSON value, read like `serde_json::Value` except that an object with the same key twice
+/// (`{"hp": 100, "hp": 5}`, at any depth) is refused, naming the key, instead of keeping the
+/// last value: which one the client meant is unknown. Costs what reading a `Value` costs (the
+/// check is the map insertion itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrictValue(pub Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        StrictValue::deserialize(deserializer).map(|v| v.0)
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            match map.entry(key) {
+                Entry::Vacant(slot) => {
+                    let StrictValue(v) = access.next_value()?;
+                    slot.insert(v);
+                }
+                Entry::Occupied(taken) => {
+                    return Err(de::Error::custom(format_args!(
+                        "the key {} appears twice in one object; give each key once",
+                        shown(taken.key())
+                    )));
+                }
+            }
+        }
+        Ok(Value::Object(map))
     }
 }
 
@@ -179,7 +268,21 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 
 #[cfg(test)]
 mod tests {
-    use super::{shortened, without_type_names};
+    use super::{StrictValue, shortened, without_type_names};
+
+    #[test]
+    fn strict_values_refuse_repeated_keys_at_any_depth() {
+        let read = |text: &str| serde_json::from_str::<StrictValue>(text).map(|v| v.0);
+        let v = read(r#"{"a": [1, -2, 0.5, "x", null, true, {"b": {}}], "c": {"d": 1}}"#).unwrap();
+        assert_eq!(v, serde_json::json!({"a": [1, -2, 0.5, "x", null, true, {"b": {}}], "c": {"d": 1}}));
+        assert_eq!(v.as_object().unwrap().keys().collect::<Vec<_>>(), ["a", "c"], "order is kept");
+        for text in
+            [r#"{"hp": 100, "hp": 5}"#, r#"{"a": {"hp": 1, "hp": 1}}"#, r#"[{"x": 1}, {"hp": 1, "hp": 2}]"#]
+        {
+            let e = read(text).unwrap_err().to_string();
+            assert!(e.contains("the key `hp` appears twice"), "{text}: {e}");
+        }
+    }
 
     #[test]
     fn long_quoted_spans_are_cut_short() {

@@ -16,7 +16,7 @@ use tabledb::schema::{FieldDef, RelationId, TableSchema, shown};
 use tabledb::types::{TypeDef, TypeKind, TypeLayout};
 use tabledb::{RecordId, Snapshot};
 
-use crate::body::{JsonBody, Path};
+use crate::body::{JsonBody, Path, StrictValue};
 use crate::error::{ApiError, ApiResult};
 use crate::middleware::{Deadline, timeout_error};
 use crate::query::Listing;
@@ -283,7 +283,7 @@ fn check_id(obj: &mut Map<String, Value>, allowed: Option<RecordId>) -> ApiResul
 pub async fn create_records(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(StrictValue(body)): JsonBody<StrictValue>,
 ) -> ApiResult<Response> {
     let (objects, many) = match body {
         Value::Array(items) => {
@@ -466,7 +466,7 @@ pub async fn get_record(
 pub async fn put_record(
     State(s): State<AppState>,
     Path((name, id)): Path<(String, String)>,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(StrictValue(body)): JsonBody<StrictValue>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     let mut obj = object(body, "the record")?;
@@ -485,7 +485,7 @@ pub async fn put_record(
 pub async fn patch_record(
     State(s): State<AppState>,
     Path((name, id)): Path<(String, String)>,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(StrictValue(body)): JsonBody<StrictValue>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     let mut obj = object(body, "the fields to change")?;
@@ -602,7 +602,7 @@ pub async fn list_procedures(State(s): State<AppState>) -> Json<Value> {
 pub async fn call_procedure(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    JsonBody(args): JsonBody<Value>,
+    JsonBody(StrictValue(args)): JsonBody<StrictValue>,
 ) -> ApiResult<Json<Value>> {
     if !args.is_object() {
         return Err(ApiError::bad_request("the parameters must be a JSON object of named parameters"));
