@@ -504,3 +504,48 @@ fn duplicate_keys_in_a_body_are_refused() {
     s.get("/tables/q").expect_error(404, None);
     assert_eq!(s.get("/tables/p").expect(200)["fields"].as_array().map(Vec::len), Some(2));
 }
+
+/// A batch refused by a relation at commit names the record by its position in the batch
+/// (`record 2: ...`, from 0) like every other refused batch, not by the id it was given (which
+/// the rollback gives back); a single record's message names no id either.
+#[test]
+fn a_batch_refused_by_a_relation_names_the_position_in_the_batch() {
+    let s = TestServer::start(&["--tickrate", "120"]);
+    s.post("/tables/color", &json!({ "fields": [{ "name": "code", "type": "string(8)" }] })).expect(201);
+    s.post(
+        "/tables/car",
+        &json!({ "fields": [{ "name": "color", "type": "string(8)" }, { "name": "owner", "type": "u64" }] }),
+    )
+    .expect(201);
+    s.post("/tables/color/records", &json!({ "code": "red" })).expect(201);
+    s.post(
+        "/relations",
+        &json!({ "from_table": "car", "from_field": "color", "to_table": "color", "to_field": "code" }),
+    )
+    .expect(201);
+    s.post("/relations", &json!({ "from_table": "car", "from_field": "owner", "to_table": "color" }))
+        .expect(201);
+    let msg = s
+        .post(
+            "/tables/car/records",
+            &json!([{ "color": "red", "owner": 0 }, { "color": "red", "owner": 0 }, { "color": "blue", "owner": 0 }]),
+        )
+        .expect_error(409, Some("constraint_violation"));
+    assert_eq!(total(&s, "car"), 0);
+    assert!(msg.starts_with("record 2: relation `"), "the message should name record 2 of the batch: {msg}");
+    assert!(msg.contains("\"blue\"") && !msg.contains("record 3"), "{msg}");
+    // A reference by id, refused at commit too.
+    let msg = s
+        .post("/tables/car/records", &json!([{ "color": "red", "owner": 1 }, { "color": "red", "owner": 7 }]))
+        .expect_error(409, Some("constraint_violation"));
+    assert!(msg.starts_with("record 1: relation `") && msg.contains("id 7"), "{msg}");
+    // One record: no position and no id.
+    let msg = s
+        .post("/tables/car/records", &json!({ "color": "blue", "owner": 0 }))
+        .expect_error(409, Some("constraint_violation"));
+    assert!(
+        msg.starts_with("relation `") && msg.contains(": the record refers to the value \"blue\""),
+        "{msg}"
+    );
+    assert_eq!(total(&s, "car"), 0);
+}

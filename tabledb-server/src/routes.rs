@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use tabledb::procedure::ProcError;
 use tabledb::runtime::Job;
 use tabledb::schema::{FieldDef, RelationId, TableSchema, shown};
 use tabledb::types::{TypeDef, TypeKind, TypeLayout};
@@ -315,9 +316,13 @@ pub async fn create_records(
     // The position in the batch of the record refused, if one is: its error names it.
     let refused = Arc::new(OnceLock::new());
     let refused_in_job = Arc::clone(&refused);
-    let location_table = name.clone();
+    // The ids given to the records, for an error at commit that names one of them (an id that
+    // is not kept, since the transaction is rolled back).
+    let created_ids = Arc::new(OnceLock::new());
+    let created_in_job = Arc::clone(&created_ids);
+    let table = name.clone();
     let v = s
-        .run(Job::Write(Box::new(move |tx| {
+        .run_raw(Job::Write(Box::new(move |tx| {
             let schema = tx.snapshot().schema(name.as_str())?.clone();
             let mut ids = Vec::with_capacity(objects.len());
             for (i, obj) in objects.iter().enumerate() {
@@ -330,16 +335,40 @@ pub async fn create_records(
                     })?;
                 ids.push(id);
             }
+            let _ = created_in_job.set(ids.clone());
             if many {
                 Ok(json!({ "ids": ids }))
             } else {
                 record_json(&schema, ids[0], tx.read_record(name.as_str(), ids[0])?)
             }
         })))
-        .await
-        .map_err(|mut e| {
-            if many && let Some(i) = refused.get() {
-                e.message = format!("record {i}: {}", e.message);
+        .await?
+        .map_err(|e| {
+            // A relation refuses the commit over one of the new records: its position, not
+            // its id (which the rollback gives back), names it.
+            let violation = match &e {
+                ProcError::Db(tabledb::Error::Constraint { relation, record: Some((t, id)), detail })
+                    if *t == table =>
+                {
+                    created_ids.get().and_then(|ids| ids.iter().position(|x| x == id)).map(|i| {
+                        let detail = detail.strip_prefix(&format!("record {id} of `{t}` ")).unwrap_or(detail);
+                        (i, relation.clone(), detail.to_owned())
+                    })
+                }
+                _ => None,
+            };
+            let mut e = ApiError::from(e);
+            match violation {
+                Some((i, relation, detail)) if many => {
+                    e.message = format!("record {i}: relation `{relation}`: {detail}");
+                }
+                Some((_, relation, detail)) => {
+                    e.message = format!("relation `{relation}`: the record {detail}");
+                }
+                None if many && let Some(i) = refused.get() => {
+                    e.message = format!("record {i}: {}", e.message);
+                }
+                None => {}
             }
             e
         })?;
@@ -347,7 +376,7 @@ pub async fn create_records(
         // A batch creates no single resource: its answer lists the ids.
         return Ok(created(v));
     }
-    let location = v["id"].as_u64().map(|id| format!("/tables/{location_table}/records/{id}"));
+    let location = v["id"].as_u64().map(|id| format!("/tables/{table}/records/{id}"));
     Ok(match location {
         Some(location) => created_at(&location, v),
         None => created(v),

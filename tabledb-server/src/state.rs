@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde_json::Value;
+use tabledb::procedure::ProcError;
 use tabledb::runtime::{Job, RuntimeHandle};
 use tabledb::{Database, Snapshot};
 use tokio::sync::oneshot;
@@ -82,6 +83,12 @@ impl AppState {
 
     /// Sends a job to the tick loop and waits for its answer.
     pub async fn run(&self, job: Job) -> ApiResult<Value> {
+        self.run_raw(job).await?.map_err(ApiError::from)
+    }
+
+    /// [`run`](Self::run), with the job's own error (for a handler that words it itself);
+    /// the outer error is a refusal to queue the job.
+    pub async fn run_raw(&self, job: Job) -> ApiResult<Result<Value, ProcError>> {
         let (tx, rx) = oneshot::channel();
         self.rt.submit(
             job,
@@ -91,8 +98,8 @@ impl AppState {
             }),
         )?;
         match rx.await {
-            Ok(r) => r.map_err(ApiError::from),
-            Err(_) => Err(tabledb::procedure::ProcError::ShuttingDown.into()),
+            Ok(r) => Ok(r),
+            Err(_) => Err(ProcError::ShuttingDown.into()),
         }
     }
 }

@@ -543,6 +543,7 @@ impl Database {
             }) {
                 return Err(Error::Constraint {
                     relation: r.name.clone(),
+                    record: None,
                     detail: format!("migrating `{}` would remove a field this relation uses", T::NAME),
                 });
             }
@@ -560,6 +561,7 @@ impl Database {
             if let Some(r) = d.catalog.relations.values().find(|r| r.touches_table(table)) {
                 return Err(Error::Constraint {
                     relation: r.name.clone(),
+                    record: None,
                     detail: format!("table `{table}` is part of this relation; drop the relation first"),
                 });
             }
@@ -596,6 +598,7 @@ impl Database {
             if let Some(r) = d.catalog.relations.values().find(|r| r.touches_field(table, field)) {
                 return Err(Error::Constraint {
                     relation: r.name.clone(),
+                    record: None,
                     detail: format!(
                         "field `{table}.{field}` is part of this relation; drop the relation first"
                     ),
@@ -664,6 +667,7 @@ impl Database {
             if d.catalog.relations.values().any(|r| r.name == name) {
                 return Err(Error::Constraint {
                     relation: name,
+                    record: None,
                     detail: "a relation with this name exists".into(),
                 });
             }

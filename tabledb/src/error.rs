@@ -27,8 +27,11 @@ pub enum Error {
     LimitReached { what: &'static str, limit: u64 },
     #[error("unknown relation {0}")]
     UnknownRelation(u64),
+    /// A relation refused a change. `record` is the table and id of the referring record
+    /// the violation is about, when it is about one (a reference that points nowhere, or one
+    /// to a target the change removes); `detail` says what is wrong, naming that record too.
     #[error("relation `{relation}`: {detail}")]
-    Constraint { relation: String, detail: String },
+    Constraint { relation: String, record: Option<(String, RecordId)>, detail: String },
     #[error("{0}")]
     Persistence(String),
     #[error("the database is read-only after a write failure: {0}")]

@@ -42,6 +42,7 @@ pub(crate) fn check_existing(snap: &Snapshot, relation: &Relation) -> Result<()>
     match bad {
         Some((id, value)) => Err(Error::Constraint {
             relation: relation.name.clone(),
+            record: Some((relation.from_table.clone(), id)),
             detail: format!(
                 "record {id} of `{}` refers to {value}, which `{}.{}` does not hold",
                 relation.from_table, relation.to_table, relation.to_field
@@ -163,7 +164,11 @@ pub(crate) fn check_commit(stages: &[TableStage], current: &Snapshot) -> Result<
         };
         let from_after = After { now: from, stage: from_stage };
         let to_after = After { now: to, stage: to_stage };
-        let violation = |detail: String| Error::Constraint { relation: r.name.clone(), detail };
+        let violation = |id: RecordId, detail: String| Error::Constraint {
+            relation: r.name.clone(),
+            record: Some((r.from_table.clone(), id)),
+            detail,
+        };
 
         // 1. References this commit writes: inserted records, updates of the field, and the
         // records of pages a parallel update replaced.
@@ -207,12 +212,15 @@ pub(crate) fn check_commit(stages: &[TableStage], current: &Snapshot) -> Result<
                 written.iter().find(|(_, value)| wanted.contains(value))
             };
             if let Some((id, value)) = missing {
-                return Err(violation(format!(
-                    "record {id} of `{}` refers to {}, which `{}` does not hold",
-                    r.from_table,
-                    describe(value, value_layout),
-                    r.to_table
-                )));
+                return Err(violation(
+                    *id,
+                    format!(
+                        "record {id} of `{}` refers to {}, which `{}` does not hold",
+                        r.from_table,
+                        describe(value, value_layout),
+                        r.to_table
+                    ),
+                ));
             }
         }
 
@@ -267,12 +275,15 @@ pub(crate) fn check_commit(stages: &[TableStage], current: &Snapshot) -> Result<
                     }
                 });
                 if let Some((id, value)) = found {
-                    return Err(violation(format!(
-                        "record {id} of `{}` still refers to {} of `{}`, which this commit removes",
-                        r.from_table,
-                        describe(value, value_layout),
-                        r.to_table
-                    )));
+                    return Err(violation(
+                        id,
+                        format!(
+                            "record {id} of `{}` still refers to {} of `{}`, which this commit removes",
+                            r.from_table,
+                            describe(value, value_layout),
+                            r.to_table
+                        ),
+                    ));
                 }
             }
         }

@@ -416,7 +416,7 @@ fn relations_refuse_existing_data_that_violates_them() {
     let dangling = db.create_record("orders", &order(99, 0, 1)).unwrap();
     let before = db.snapshot();
     match db.create_relation(Some("order_player"), "orders", "player", "player", "id") {
-        Err(Error::Constraint { relation, detail }) => {
+        Err(Error::Constraint { relation, detail, .. }) => {
             assert_eq!(relation, "order_player");
             assert!(detail.contains(&dangling.to_string()) && detail.contains("99"), "{detail}");
         }

@@ -50,7 +50,7 @@ fn kennel() -> (Database, TableRef<Owner>, TableRef<Pet>) {
 /// Asserts a constraint error of `relation` whose detail mentions every one of `words`.
 fn assert_refused<T: std::fmt::Debug>(result: tabledb::Result<T>, relation: &str, words: &[&str]) {
     match result {
-        Err(Error::Constraint { relation: r, detail }) => {
+        Err(Error::Constraint { relation: r, detail, .. }) => {
             assert_eq!(r, relation, "{detail}");
             for w in words {
                 assert!(detail.contains(w), "`{w}` not in: {detail}");

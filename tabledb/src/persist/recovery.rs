@@ -278,7 +278,7 @@ fn check_relations(
     };
     let checked = catalog.relations.values().try_for_each(|r| {
         crate::relations::check_existing(&snap, r).map_err(|e| match e {
-            Error::Constraint { relation, detail } => {
+            Error::Constraint { relation, detail, .. } => {
                 PersistError::Corrupt(format!("the stored records break relation `{relation}`: {detail}"))
             }
             other => PersistError::Corrupt(format!("relation `{}`: {other}", r.name)),
