@@ -488,3 +488,26 @@ fn sigkill_after_acknowledged_writes_loses_nothing() {
     // And the restarted server takes writes again.
     s.post("/tables/w/records", &json!({ "writer": 99, "value": 1 })).expect(201);
 }
+
+/// `GET /types` answers the same list after a restart: a string or array type that a removed
+/// field used is not listed any more (it is not stored, so a restart would not know it).
+#[test]
+fn types_listing_is_the_same_after_a_restart() {
+    let mut s = TestServer::start(&["--tickrate", "120"]);
+    s.post(
+        "/tables/t",
+        &json!({ "fields": [{ "name": "a", "type": "u8" }, { "name": "s", "type": "string(4)" }, { "name": "v", "type": "f32[3]" }] }),
+    )
+    .expect(201);
+    assert_eq!(s.delete("/tables/t/fields/s").status, 204);
+    assert_eq!(s.delete("/tables/t/fields/v").status, 204);
+    let before = s.get("/types").expect(200);
+    let names: Vec<&str> =
+        before.as_array().expect("types").iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(!names.contains(&"string(4)") && !names.contains(&"f32[3]"), "{names:?}");
+    s.get("/types/string(4)").expect_error(404, None);
+    s.stop();
+    s.restart();
+    let after = s.get("/types").expect(200);
+    assert_eq!(before, after, "GET /types differs after a graceful restart");
+}

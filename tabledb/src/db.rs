@@ -421,6 +421,9 @@ impl Database {
                 return Err(e);
             }
         };
+        // Strings and arrays no field or composite uses any more are forgotten, as reopening
+        // the database would (they are not stored).
+        d.catalog.types.retain_used(d.tables.iter().flat_map(|t| t.schema.fields.iter().map(|f| &*f.layout)));
         // Rewritten tables can take more bytes (wider records); the database byte limit holds
         // for them too, unless the change shrinks the total.
         let stored_bytes: u64 = d.tables.iter().map(|t| table_bytes(t)).sum();

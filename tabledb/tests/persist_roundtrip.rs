@@ -114,3 +114,37 @@ fn schema_objects_survive_reopen() {
     let db = Database::open(dir.path()).unwrap();
     assert_eq!(db.snapshot().len("c").unwrap(), 0);
 }
+
+/// The types a database knows are the same after reopening it: strings and arrays are created
+/// on first use and not stored, so once no field or composite uses one it is forgotten at
+/// once, as a reopened database would not know it.
+#[test]
+fn known_types_are_the_same_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = |db: &Database| db.snapshot().types().iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    let before;
+    {
+        let db = Database::open(dir.path()).unwrap();
+        db.register_type(TypeDef::new("tag", [MemberDef::new("code", "string(3)")])).unwrap();
+        db.create_table_from_defs(
+            "t",
+            &[FieldDef::new("a", "u8"), FieldDef::new("s", "string(4)"), FieldDef::new("v", "u16[2][3]")],
+        )
+        .unwrap();
+        db.create_table_from_defs("gone", &[FieldDef::new("g", "string(9)")]).unwrap();
+        let all = names(&db);
+        for name in ["string(3)", "string(4)", "u16[2]", "u16[2][3]", "string(9)", "tag"] {
+            assert!(all.iter().any(|n| n == name), "{name} in {all:?}");
+        }
+        db.remove_field("t", "s").unwrap();
+        db.remove_field("t", "v").unwrap();
+        db.drop_table("gone").unwrap();
+        before = names(&db);
+        for name in ["string(4)", "u16[2]", "u16[2][3]", "string(9)"] {
+            assert!(!before.iter().any(|n| n == name), "{name} is no longer used: {before:?}");
+        }
+        assert!(before.iter().any(|n| n == "string(3)"), "a composite's member type is kept: {before:?}");
+    }
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(names(&db), before);
+}

@@ -1,6 +1,6 @@
 //! The type registry: every type a database knows, by id and by name.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -235,6 +235,45 @@ impl TypeRegistry {
             self.composites.truncate(composites);
         }
         result
+    }
+
+    /// Forgets the strings and arrays that neither a registered composite nor one of
+    /// `fields` (the field types of every table) uses, directly or as an element or member.
+    /// They are created on first use and not stored (`schema.json` holds only composites), so
+    /// keeping them after their last field is gone would make the registry differ from the
+    /// one a reopened database rebuilds from its tables and composites.
+    pub(crate) fn retain_used<'a>(&mut self, fields: impl IntoIterator<Item = &'a TypeLayout>) {
+        fn mark(layout: &TypeLayout, used: &mut HashSet<TypeId>) {
+            if !used.insert(layout.id) {
+                return;
+            }
+            match &layout.kind {
+                TypeKind::Array { elem, .. } => mark(elem, used),
+                TypeKind::Composite { members } => members.iter().for_each(|m| mark(&m.layout, used)),
+                TypeKind::Primitive(_) | TypeKind::Str { .. } => {}
+            }
+        }
+        let mut used = HashSet::new();
+        for layout in self.composites() {
+            mark(layout, &mut used);
+        }
+        for layout in fields {
+            mark(layout, &mut used);
+        }
+        let unused: Vec<TypeId> = self
+            .by_id
+            .values()
+            .filter(|l| {
+                matches!(l.kind, TypeKind::Str { .. } | TypeKind::Array { .. }) && !used.contains(&l.id)
+            })
+            .map(|l| l.id)
+            .collect();
+        for id in unused {
+            if let Some(layout) = self.by_id.remove(&id) {
+                self.by_name.remove(&layout.name);
+            }
+            self.depth.remove(&id);
+        }
     }
 
     /// The type with this id.
