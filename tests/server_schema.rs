@@ -337,3 +337,30 @@ fn a_refused_long_name_is_not_echoed_in_full() {
     short(&s.get(&format!("/nope/{long_path}")).expect_error(404, None));
     assert_eq!(s.get("/tables").expect(200).as_array().map(Vec::len), Some(1), "nothing was created");
 }
+
+/// Relations created without a name get names that cannot clash: `a_b.c` and `a.b_c` once both
+/// got `a_b_c_fkey`, and the second, unrelated relation was refused over a name the client
+/// never chose. A name the client gives that is taken is refused with a 409 that says another
+/// `name` can be given.
+#[test]
+fn default_relation_names_of_different_relations_do_not_clash() {
+    let s = TestServer::start(&["--tickrate", "120"]);
+    s.post("/tables/target", &json!({ "fields": [{ "name": "v", "type": "u8" }] })).expect(201);
+    s.post("/tables/a_b", &json!({ "fields": [{ "name": "c", "type": "u64" }] })).expect(201);
+    s.post("/tables/a", &json!({ "fields": [{ "name": "b_c", "type": "u64" }] })).expect(201);
+    let first = s
+        .post("/relations", &json!({ "from_table": "a_b", "from_field": "c", "to_table": "target" }))
+        .expect(201);
+    let r = s.post("/relations", &json!({ "from_table": "a", "from_field": "b_c", "to_table": "target" }));
+    assert_eq!(r.status, 201, "a relation on a.b_c was refused: {}", r.text());
+    assert_ne!(first["name"], r.json()["name"]);
+
+    let msg = s
+        .post(
+            "/relations",
+            &json!({ "name": first["name"], "from_table": "a", "from_field": "b_c", "to_table": "target" }),
+        )
+        .expect_error(409, Some("constraint_violation"));
+    assert!(msg.contains("give another `name`"), "{msg}");
+    assert_eq!(s.get("/relations").expect(200).as_array().map(Vec::len), Some(2));
+}

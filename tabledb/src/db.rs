@@ -663,17 +663,20 @@ impl Database {
                     .checked_add(1)
                     .ok_or(Error::LimitReached { what: "relation ids", limit: u64::MAX })?,
             );
+            let taken = |n: &str| d.catalog.relations.values().any(|r| r.name == n);
             let name = match name {
+                Some(n) if taken(n) => {
+                    return Err(Error::Constraint {
+                        relation: n.to_owned(),
+                        record: None,
+                        detail:
+                            "a relation with this name exists; give another `name`, or none to have one made"
+                                .into(),
+                    });
+                }
                 Some(n) => n.to_owned(),
-                None => default_relation_name(from_table, from_field, id),
+                None => default_relation_name(from_table, from_field, id, taken),
             };
-            if d.catalog.relations.values().any(|r| r.name == name) {
-                return Err(Error::Constraint {
-                    relation: name,
-                    record: None,
-                    detail: "a relation with this name exists".into(),
-                });
-            }
             let relation = Relation {
                 id,
                 name,
@@ -768,9 +771,35 @@ impl Database {
     }
 }
 
-fn default_relation_name(from_table: &str, from_field: &str, id: RelationId) -> String {
-    let name = format!("{from_table}_{from_field}_fkey");
-    if validate_name(&name).is_ok() { name } else { format!("relation_{}", id.0) }
+/// The name of a relation created without one: `{from_table}_{from_field}_fkey`
+/// (`item_owner_fkey`) when neither name has an `_`, so that the name splits into them one way
+/// only. Otherwise the length of `from_table` follows (`a_b_c_fkey3` for `a_b.c`,
+/// `a_b_c_fkey1` for `a.b_c`), which tells where the table name ends: two relations of
+/// different fields never get the same name. When that is not a valid name (too long),
+/// `relation_{id}`. A name already `taken` (by a relation named so by its creator, or by
+/// another relation of the same field) gets `_2`, `_3`, ... appended until it is free.
+fn default_relation_name(
+    from_table: &str,
+    from_field: &str,
+    id: RelationId,
+    taken: impl Fn(&str) -> bool,
+) -> String {
+    let base = if from_table.contains('_') || from_field.contains('_') {
+        format!("{from_table}_{from_field}_fkey{}", from_table.len())
+    } else {
+        format!("{from_table}_{from_field}_fkey")
+    };
+    let base = if validate_name(&base).is_ok() { base } else { format!("relation_{}", id.0) };
+    if !taken(&base) {
+        return base;
+    }
+    (2u64..)
+        .map(|n| {
+            let name = format!("{base}_{n}");
+            if validate_name(&name).is_ok() { name } else { format!("relation_{}_{n}", id.0) }
+        })
+        .find(|name| !taken(name))
+        .expect("finitely many relations take finitely many names")
 }
 
 fn add_table(config: &Config, d: &mut Ddl<'_>, schema: TableSchema) -> Result<TableId> {

@@ -383,11 +383,11 @@ fn relations_are_checked_against_types_and_data() {
     let snap = db.snapshot();
     assert_eq!(snap.relations().count(), 2);
     assert_eq!(snap.relation(rel.id), Some(&rel));
-    // Names are unique.
-    assert!(matches!(
-        db.create_relation(Some("order_team"), "orders", "player", "player", "id"),
-        Err(Error::Constraint { .. })
-    ));
+    // Names are unique; a taken name is refused, saying that another can be given.
+    match db.create_relation(Some("order_team"), "orders", "player", "player", "id") {
+        Err(e @ Error::Constraint { .. }) => assert!(e.to_string().contains("give another `name`"), "{e}"),
+        other => panic!("expected a constraint violation, got {other:?}"),
+    }
 
     // Tables and fields in a relation cannot go.
     assert!(matches!(db.drop_table("orders"), Err(Error::Constraint { .. })));
@@ -536,4 +536,26 @@ fn rewriting_a_table_with_holes_does_not_grow_it() {
         .collect();
     assert_eq!(rows.len(), 101);
     assert_eq!(rows[..100], (0..100).collect::<Vec<_>>()[..], "the records kept their values");
+}
+
+/// Relations created without a name get names that differ whenever the relations do: `a_b.c`
+/// and `a.b_c` do not both get `a_b_c_fkey`, a second relation of one field gets `_2`, and a
+/// generated name that a relation was given by its creator is not taken again.
+#[test]
+fn generated_relation_names_do_not_clash() {
+    let db = Database::new();
+    for (table, field) in [("target", "v"), ("a_b", "c"), ("a", "b_c"), ("x", "y"), ("other", "id_ref")] {
+        let ty = if table == "target" { "u8" } else { "u64" };
+        db.create_table_from_defs(table, &[FieldDef::new(field, ty)]).unwrap();
+    }
+    let name = |t: &str, f: &str| db.create_relation(None, t, f, "target", "id").unwrap().name;
+    assert_eq!(name("a_b", "c"), "a_b_c_fkey3");
+    assert_eq!(name("a", "b_c"), "a_b_c_fkey1");
+    assert_eq!(name("x", "y"), "x_y_fkey");
+    assert_eq!(name("x", "y"), "x_y_fkey_2", "a second relation of the same field");
+    db.create_relation(Some("other_id_ref_fkey5"), "x", "y", "target", "id").unwrap();
+    assert_eq!(name("other", "id_ref"), "other_id_ref_fkey5_2", "a name given by a creator is not reused");
+    let names: std::collections::BTreeSet<String> =
+        db.snapshot().relations().map(|r| r.name.clone()).collect();
+    assert_eq!(names.len(), 6);
 }
