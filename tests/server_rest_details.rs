@@ -387,3 +387,47 @@ fn created_resources_have_a_location_header() {
     assert_eq!(s.get("/types/u32").expect(200)["kind"], "primitive");
     s.get("/types/nope").expect_error(404, Some("unknown_type"));
 }
+
+/// An id in a path (or an `id` filter) is decimal digits without a sign or leading zeros: `+1`
+/// and `01` are not another spelling of record 1, they are refused with a 400 naming them, and
+/// a refused write changes nothing.
+#[test]
+fn ids_have_one_spelling() {
+    let s = TestServer::start(&["--tickrate", "120"]);
+    s.post("/tables/t", &json!({ "fields": [{ "name": "a", "type": "u64" }] })).expect(201);
+    let record = s.post("/tables/t/records", &json!({ "a": 0 })).expect(201);
+    assert_eq!(record["id"], 1);
+    let rel = s.post("/relations", &json!({ "from_table": "t", "from_field": "a", "to_table": "t" }));
+    let rel = rel.expect(201);
+    assert_eq!(rel["id"], 1);
+    for id in ["+1", "01", "001", "1.0", "-1", "%201", "1e0", "0x1"] {
+        let shown = id.replace("%20", " ");
+        for (method, body) in
+            [("GET", None), ("PUT", Some(r#"{"a": 1}"#)), ("PATCH", Some(r#"{"a": 1}"#)), ("DELETE", None)]
+        {
+            let headers: &[(&str, &str)] =
+                if body.is_some() { &[("content-type", "application/json")] } else { &[] };
+            let r = s.request(
+                method,
+                &format!("/tables/t/records/{id}"),
+                headers,
+                body.map(|b| b.as_bytes().to_vec()),
+            );
+            let msg = r.expect_error(400, None);
+            assert!(
+                msg.contains(&format!("`{shown}`")) && msg.contains("leading zeros"),
+                "{method} {id}: {msg}"
+            );
+        }
+        for method in ["GET", "DELETE"] {
+            let msg = s.request(method, &format!("/relations/{id}"), &[], None).expect_error(400, None);
+            assert!(msg.contains(&format!("`{shown}`")), "{method} relation {id}: {msg}");
+        }
+        let msg = s.get(&format!("/tables/t/records?id=eq.{id}")).expect_error(400, None);
+        assert!(msg.contains("is not an id"), "filter {id}: {msg}");
+    }
+    assert_eq!(s.get("/tables/t/records/1").expect(200), record, "refused writes changed nothing");
+    assert_eq!(s.get("/relations/1").expect(200), rel);
+    s.get("/relations/0").expect_error(400, None);
+    assert_eq!(ids(&s.get("/tables/t/records?id=eq.1").expect(200)), vec![1]);
+}

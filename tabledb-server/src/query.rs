@@ -86,13 +86,21 @@ impl Target {
 
     fn parse(&self, text: &str) -> Result<Key, String> {
         match self {
-            Target::Id => text
-                .parse::<u64>()
-                .map(|v| Key::Int(v.into()))
-                .map_err(|_| format!("{} is not an id", shown(text))),
+            Target::Id => parse_decimal(text).map(|v| Key::Int(v.into())).ok_or_else(|| {
+                format!("{} is not an id (decimal digits, without sign or leading zeros)", shown(text))
+            }),
             Target::Field(f) => parse_key(&f.layout, text),
         }
     }
+}
+
+/// A number written as ids are: decimal digits, without a sign or leading zeros (`7`, not
+/// `+7` or `07`), so that one id has one spelling.
+pub fn parse_decimal(text: &str) -> Option<u64> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text.len() == 1 || !text.starts_with('0'));
+    if canonical { text.parse().ok() } else { None }
 }
 
 fn comparable(layout: &TypeLayout) -> bool {

@@ -20,7 +20,7 @@ use tabledb::{RecordId, Snapshot};
 use crate::body::{JsonBody, Path, StrictValue};
 use crate::error::{ApiError, ApiResult};
 use crate::middleware::{Deadline, timeout_error};
-use crate::query::Listing;
+use crate::query::{Listing, parse_decimal};
 use crate::state::AppState;
 
 /// Most records one request may create.
@@ -425,9 +425,12 @@ pub async fn list_records(
 }
 
 fn parse_id(id: &str) -> ApiResult<RecordId> {
-    match id.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(RecordId(n)),
-        _ => Err(ApiError::bad_request(format!("{} is not a record id (a positive integer)", shown(id)))),
+    match parse_decimal(id) {
+        Some(n) if n > 0 => Ok(RecordId(n)),
+        _ => Err(ApiError::bad_request(format!(
+            "{} is not a record id (a positive integer in decimal digits, without sign or leading zeros)",
+            shown(id)
+        ))),
     }
 }
 
@@ -564,9 +567,13 @@ pub async fn list_relations(State(s): State<AppState>) -> Json<Value> {
 }
 
 fn parse_relation_id(id: &str) -> ApiResult<RelationId> {
-    id.parse()
-        .map(RelationId)
-        .map_err(|_| ApiError::bad_request(format!("{} is not a relation id", shown(id))))
+    match parse_decimal(id) {
+        Some(n) if n > 0 => Ok(RelationId(n)),
+        _ => Err(ApiError::bad_request(format!(
+            "{} is not a relation id (a positive integer in decimal digits, without sign or leading zeros)",
+            shown(id)
+        ))),
+    }
 }
 
 pub async fn get_relation(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
