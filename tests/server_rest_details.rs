@@ -431,3 +431,57 @@ fn ids_have_one_spelling() {
     s.get("/relations/0").expect_error(400, None);
     assert_eq!(ids(&s.get("/tables/t/records?id=eq.1").expect(200)), vec![1]);
 }
+
+/// Only the listing takes query parameters. Anywhere else one is refused with a 400 naming it
+/// and the route, before anything is done: `?dry_run=true` does not write.
+#[test]
+fn unknown_query_parameters_are_refused() {
+    let s = TestServer::start(&["--tickrate", "120"]);
+    s.post("/tables/t", &json!({ "fields": [{ "name": "a", "type": "u8" }] })).expect(201);
+    let id = s.post("/tables/t/records", &json!({ "a": 1 })).expect(201)["id"].as_u64().expect("id");
+    let json_body = |v: Value| Some(v.to_string().into_bytes());
+    let ct: &[(&str, &str)] = &[("content-type", "application/json")];
+    for (method, path, body) in [
+        ("POST", "/tables/t/records?dry_run=true", json_body(json!({ "a": 2 }))),
+        ("POST", "/tables/t/records?dry_run", json_body(json!([{ "a": 2 }]))),
+        ("PATCH", &*format!("/tables/t/records/{id}?dry_run=true"), json_body(json!({ "a": 2 }))),
+        ("PUT", &*format!("/tables/t/records/{id}?dry_run=1&x=2"), json_body(json!({ "a": 2 }))),
+        ("DELETE", &*format!("/tables/t/records/{id}?dry_run=true"), None),
+        ("POST", "/tables/u?dry_run=true", json_body(json!({ "fields": [{ "name": "a", "type": "u8" }] }))),
+        ("DELETE", "/tables/t?dry_run=true", None),
+        ("POST", "/tables/t/fields?dry_run=true", json_body(json!({ "name": "b", "type": "u8" }))),
+        (
+            "POST",
+            "/types?dry_run=true",
+            json_body(json!({ "name": "v", "fields": [{ "name": "x", "type": "u8" }] })),
+        ),
+        (
+            "POST",
+            "/relations?dry%5Frun=true",
+            json_body(json!({ "from_table": "t", "from_field": "a", "to_table": "t", "to_field": "a" })),
+        ),
+        ("GET", &*format!("/tables/t/records/{id}?fields=a"), None),
+        ("GET", "/tables/t?dry_run=true", None),
+    ] {
+        let headers = if body.is_some() { ct } else { &[] };
+        let msg = s.request(method, path, headers, body).expect_error(400, None);
+        let param = if path.contains("fields=") { "fields" } else { "dry_run" };
+        assert!(msg.contains(&format!("unknown query parameter `{param}`")), "{method} {path}: {msg}");
+        assert!(msg.contains("takes no query parameters"), "{method} {path}: {msg}");
+    }
+    // Nothing was written.
+    assert_eq!(s.get("/tables/t/records?count=true").expect(200)["total"], 1);
+    assert_eq!(s.get(&format!("/tables/t/records/{id}")).expect(200)["a"], 1);
+    assert_eq!(s.get("/tables/t").expect(200)["fields"].as_array().map(Vec::len), Some(1));
+    s.get("/tables/u").expect_error(404, None);
+    s.get("/types/v").expect_error(404, None);
+    assert_eq!(s.get("/relations").expect(200), json!([]));
+    // The listing takes its parameters; an empty query string is no parameter.
+    assert_eq!(s.get("/tables/t/records?a=eq.1&count=true").expect(200)["total"], 1);
+    s.get(&format!("/tables/t/records/{id}?")).expect(200);
+    // Every operation documents the 400.
+    let doc = s.get("/openapi.json").expect(200);
+    for (path, method) in operations(&doc) {
+        assert!(responses(&doc, &path, &method).contains(&"400"), "{method} {path} documents 400");
+    }
+}

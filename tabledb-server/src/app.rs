@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/relations/{id}", get(routes::get_relation).delete(routes::drop_relation))
         .route("/rpc", get(routes::list_procedures))
         .route("/rpc/{name}", post(routes::call_procedure))
+        .route_layer(axum::middleware::from_fn(middleware::no_query_parameters))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -190,4 +190,34 @@ pub async fn method_not_allowed(req: Request<Body>) -> Response {
         format!("{} is not allowed on {}", req.method(), shown(req.uri().path())),
     )
     .into_response()
+}
+
+/// The one route that takes query parameters: the listing of records.
+const LISTING_ROUTE: &str = "/tables/{name}/records";
+
+/// Refuses a query parameter on every route but the listing (`GET /tables/{name}/records`):
+/// those take none, and one that is ignored would look obeyed (`?dry_run=true` would still
+/// write). Answers 400 naming the parameter and the route.
+pub async fn no_query_parameters(matched: Option<MatchedPath>, req: Request<Body>, next: Next) -> Response {
+    let route = matched.as_ref().map_or_else(|| req.uri().path(), MatchedPath::as_str);
+    let takes_query = req.method() == Method::GET && route == LISTING_ROUTE;
+    if !takes_query
+        && let Some(query) = req.uri().query()
+        && let Some(param) = query.split('&').find(|p| !p.is_empty())
+    {
+        // The first parameter's name, decoded (`dry%5Frun` is `dry_run`) when it decodes.
+        let raw = param.split('=').next().unwrap_or(param);
+        let name = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(req.uri())
+            .ok()
+            .and_then(|q| q.0.into_iter().next().map(|(k, _)| k))
+            .unwrap_or_else(|| raw.to_owned());
+        return ApiError::bad_request(format!(
+            "unknown query parameter {}: {} {} takes no query parameters",
+            shown(&name),
+            req.method(),
+            shown(route)
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
