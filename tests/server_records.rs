@@ -470,6 +470,8 @@ fn duplicate_keys_in_a_body_are_refused() {
         let r = send(method, path, body);
         let msg = r.expect_error(400, None);
         assert!(msg.contains(&format!("`{key}` appears twice")), "{method} {path} {body}: {msg}");
+        // In a batch, the record is named as other batch errors name it.
+        assert_eq!(body.starts_with('['), msg.starts_with("record 1: "), "{body}: {msg}");
     }
     assert_eq!(total(&s, "p"), 0, "nothing is written");
 

@@ -281,11 +281,27 @@ fn check_id(obj: &mut Map<String, Value>, allowed: Option<RecordId>) -> ApiResul
     }
 }
 
+/// A refused body of a batch names the record as other batch errors do: `record 1: pos.x: ...`
+/// rather than the place in the JSON, `[1].pos.x: ...`.
+fn batch_position(mut e: ApiError) -> ApiError {
+    if e.status == StatusCode::BAD_REQUEST
+        && let Some(rest) = e.message.strip_prefix('[')
+        && let Some((index, after)) = rest.split_once(']')
+        && !index.is_empty()
+        && index.bytes().all(|b| b.is_ascii_digit())
+    {
+        let after = after.strip_prefix('.').or_else(|| after.strip_prefix(": ")).unwrap_or(after);
+        e.message = format!("record {index}: {after}");
+    }
+    e
+}
+
 pub async fn create_records(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    JsonBody(StrictValue(body)): JsonBody<StrictValue>,
+    body: Result<JsonBody<StrictValue>, ApiError>,
 ) -> ApiResult<Response> {
+    let JsonBody(StrictValue(body)) = body.map_err(batch_position)?;
     let (objects, many) = match body {
         Value::Array(items) => {
             if items.is_empty() {
