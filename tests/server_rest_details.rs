@@ -479,6 +479,9 @@ fn unknown_query_parameters_are_refused() {
     // The listing takes its parameters; an empty query string is no parameter.
     assert_eq!(s.get("/tables/t/records?a=eq.1&count=true").expect(200)["total"], 1);
     s.get(&format!("/tables/t/records/{id}?")).expect(200);
+    // HEAD is a GET without the body: the listing takes its parameters there too.
+    assert_eq!(s.request("HEAD", "/tables/t/records?a=eq.1&limit=1", &[], None).status, 200);
+    assert_eq!(s.request("HEAD", "/tables/t?dry_run=true", &[], None).status, 400);
     // Every operation documents the 400.
     let doc = s.get("/openapi.json").expect(200);
     for (path, method) in operations(&doc) {
