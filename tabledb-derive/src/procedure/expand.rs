@@ -150,6 +150,24 @@ fn one_module_down(ty: &Type) -> Type {
             }
             syn::visit_mut::visit_path_mut(self, path);
         }
+
+        // `<super::T as super::Trait>::X`: the segments before `qself.position` name the
+        // trait, so a segment put in front of them moves the position too.
+        fn visit_type_path_mut(&mut self, ty: &mut syn::TypePath) {
+            let before = ty.path.segments.len();
+            syn::visit_mut::visit_type_path_mut(self, ty);
+            if let Some(qself) = &mut ty.qself {
+                qself.position += ty.path.segments.len() - before;
+            }
+        }
+
+        fn visit_expr_path_mut(&mut self, expr: &mut syn::ExprPath) {
+            let before = expr.path.segments.len();
+            syn::visit_mut::visit_expr_path_mut(self, expr);
+            if let Some(qself) = &mut expr.qself {
+                qself.position += expr.path.segments.len() - before;
+            }
+        }
     }
     let mut ty = ty.clone();
     Down.visit_type_mut(&mut ty);

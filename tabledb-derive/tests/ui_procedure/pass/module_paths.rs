@@ -10,6 +10,16 @@ pub struct Order {
     pub qty: u32,
 }
 
+pub trait HasParam {
+    type P;
+}
+
+impl HasParam for Order {
+    type P = u32;
+}
+
+pub const LEN: usize = 2;
+
 impl ParamType for Order {
     fn json_schema() -> Value {
         json!({ "type": "object" })
@@ -38,9 +48,12 @@ mod shop {
         extra: Vec<super::Order>,
         note: Option<self::Note>,
         notes: Vec<self::Note>,
+        bonus: <super::Order as super::HasParam>::P,
+        code: tabledb::FixedStr<{ super::LEN }>,
     ) -> Result<u32, tabledb::Error> {
         let text = note.map_or(0, |n| n.text.len() as u32) + notes[0].text.len() as u32;
-        Ok(order.qty + extra.iter().map(|o| o.qty).sum::<u32>() + text)
+        let pairs = code.as_str().len() as u32;
+        Ok(order.qty + extra.iter().map(|o| o.qty).sum::<u32>() + text + bonus + pairs)
     }
 }
 
@@ -51,8 +64,10 @@ fn main() {
         "extra": [{ "qty": 1 }, { "qty": 2 }],
         "note": { "text": "ab" },
         "notes": [{ "text": "xyz" }],
+        "bonus": 100,
+        "code": "ab",
     });
     let out = shop::place::procedure().call(&db, args, 1).unwrap();
-    assert_eq!(out, json!(11));
+    assert_eq!(out, json!(113));
     assert_eq!(shop::place::PARAMS[0].type_name, "super::Order");
 }
