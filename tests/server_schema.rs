@@ -335,6 +335,16 @@ fn a_refused_long_name_is_not_echoed_in_full() {
     short(&s.get(&format!("/tables/t/records?x=eq.{long_path}")).expect_error(400, None));
     short(&s.get(&format!("/tables/t/records?limit={long_path}")).expect_error(400, None));
     short(&s.get(&format!("/nope/{long_path}")).expect_error(404, None));
+    let msg = s.get(&format!("/types/{long_path}")).expect_error(404, Some("unknown_type"));
+    short(&msg);
+    assert!(msg.contains("(30000 bytes)"), "{msg}");
+    short(&s.post(&format!("/rpc/{long_path}"), &json!({})).expect_error(404, None));
+    // A key whose backquote would end serde's quoting early: the whole message is bounded.
+    let key = format!("`{}", "y".repeat(5000));
+    let msg = s
+        .post("/tables/v", &json!({ "fields": [{ "name": "a", "type": "u8", key: 1 }] }))
+        .expect_error(400, None);
+    short(&msg);
     assert_eq!(s.get("/tables").expect(200).as_array().map(Vec::len), Some(1), "nothing was created");
 }
 

@@ -31,13 +31,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                     "unsupported_media_type",
                     "the body must be JSON with Content-Type: application/json",
                 ),
-                JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(format!(
+                JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(capped(format!(
                     "the body is not valid JSON: {}",
                     serde_message(&e).unwrap_or_else(|| shortened(&e.body_text()))
-                )),
-                JsonRejection::JsonDataError(e) => ApiError::bad_request(
+                ))),
+                JsonRejection::JsonDataError(e) => ApiError::bad_request(capped(
                     serde_message(&e).unwrap_or_else(|| shortened(&without_type_names(&e.body_text()))),
-                ),
+                )),
                 JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                     ApiError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
@@ -135,6 +135,24 @@ impl<'de> Visitor<'de> for StrictVisitor {
         }
         Ok(Value::Object(map))
     }
+}
+
+/// The most bytes of a message about a refused body. Quoted keys and values are cut short
+/// already (see [`shortened`]); this bounds what that cannot see, such as a key holding a
+/// backquote or the path to a value nested many levels deep.
+const MESSAGE_MAX: usize = 320;
+
+/// `message`, cut to [`MESSAGE_MAX`] bytes (at a character boundary) and followed by its
+/// length when longer.
+fn capped(message: String) -> String {
+    if message.len() <= MESSAGE_MAX {
+        return message;
+    }
+    let mut end = MESSAGE_MAX;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... (a message of {} bytes, cut)", &message[..end], message.len())
 }
 
 /// Replaces the Rust type names serde puts in its messages (`expected struct CreateTable`,

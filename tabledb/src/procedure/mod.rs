@@ -244,7 +244,7 @@ pub fn into_object(args: Value) -> Result<Map<String, Value>, ProcError> {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProcError {
-    #[error("unknown procedure `{0}`")]
+    #[error("unknown procedure {}", crate::schema::shown(.0))]
     NotFound(String),
     #[error("{}{message}", if param.is_empty() { String::new() } else { format!("parameter `{param}`: ") })]
     BadParams { param: String, message: String },

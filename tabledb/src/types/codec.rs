@@ -32,7 +32,7 @@ pub enum ValueError {
     ArrayLength { expected: usize, got: usize },
     #[error("missing member `{0}`")]
     MissingMember(String),
-    #[error("unknown member `{0}`")]
+    #[error("unknown member {}", crate::schema::shown(.0))]
     UnknownMember(String),
     #[error("expected {expected} bytes, got {got}")]
     SizeMismatch { expected: usize, got: usize },

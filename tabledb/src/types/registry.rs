@@ -35,7 +35,7 @@ pub(crate) const MAX_NESTING_DEPTH: usize = 32;
 /// Why a type could not be registered or resolved.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TypeError {
-    #[error("unknown type `{0}`")]
+    #[error("unknown type {}", crate::schema::shown(.0))]
     UnknownType(String),
     #[error("type `{0}` already exists")]
     DuplicateType(String),
