@@ -55,7 +55,7 @@ impl std::str::FromStr for ApiKey {
 #[command(name = "tabledb-server", version, about = "A REST server for tabledb", long_about = None)]
 pub struct Cli {
     /// A TOML file with any of these settings (keys as the long options, with `_` for `-`;
-    /// `api_key = ["KEY:admin", ...]` takes a list).
+    /// `api_key` takes one key or a list, `["KEY:admin", ...]`).
     #[arg(long, env = "TABLEDB_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the database is kept [default: ./tabledb-data].
@@ -113,8 +113,8 @@ struct FileConfig {
     tickrate: Option<u32>,
     durability: Option<String>,
     max_body_bytes: Option<usize>,
-    /// `api_key`, as the option is named (`--api-key`), or `api_keys`.
-    #[serde(alias = "api_key")]
+    /// `api_key`, as the option is named (`--api-key`), or `api_keys`: one key or a list.
+    #[serde(alias = "api_key", default, deserialize_with = "one_or_many")]
     api_keys: Option<Vec<String>>,
     rate_limit: Option<u32>,
     request_timeout_ms: Option<u64>,
@@ -122,6 +122,20 @@ struct FileConfig {
     flush_interval_ticks: Option<u32>,
     queue_capacity: Option<usize>,
     log: Option<String>,
+}
+
+/// A string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a key as a string (\"KEY:admin\"), or a list of them")]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(key) => vec![key],
+        OneOrMany::Many(keys) => keys,
+    }))
 }
 
 /// Everything the server needs to know.
@@ -275,6 +289,10 @@ mod tests {
                 from_file(&format!("{key} = [\"longenough1:admin\", \"longenough2:read\"]\n")).unwrap();
             assert_eq!(config.api_keys.len(), 2, "{key}");
         }
+        let one = from_file("api_key = \"longenough1:admin\"\n").unwrap();
+        assert_eq!(one.api_keys.len(), 1);
+        let wrong = from_file("api_key = 7\n").unwrap_err();
+        assert!(wrong.contains("a key as a string"), "{wrong}");
         let both =
             from_file("api_key = [\"longenough1:admin\"]\napi_keys = [\"longenough2:read\"]\n").unwrap_err();
         assert!(both.contains("duplicate"), "{both}");

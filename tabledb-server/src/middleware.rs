@@ -200,8 +200,11 @@ const LISTING_ROUTE: &str = "/tables/{name}/records";
 /// write). Answers 400 naming the parameter and the route.
 pub async fn no_query_parameters(matched: Option<MatchedPath>, req: Request<Body>, next: Next) -> Response {
     let route = matched.as_ref().map_or_else(|| req.uri().path(), MatchedPath::as_str);
-    // HEAD is answered by the GET handler, without the body.
-    let takes_query = (req.method() == Method::GET || req.method() == Method::HEAD) && route == LISTING_ROUTE;
+    // HEAD is answered by the GET handler, without the body. Health checks and metric
+    // scrapers may add parameters of their own (a cache-buster); those routes change nothing
+    // and answer the same either way, so they let them pass.
+    let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    let takes_query = read && matches!(route, LISTING_ROUTE | "/health" | "/metrics");
     if !takes_query
         && let Some(query) = req.uri().query()
         && let Some(param) = query.split('&').find(|p| !p.is_empty())
