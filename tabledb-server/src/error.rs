@@ -103,7 +103,7 @@ impl From<ProcError> for ApiError {
             }
             ProcError::Failed(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "procedure_failed", m),
             ProcError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            ProcError::Panicked { .. } => ApiError::internal(e.to_string()),
+            ProcError::Panicked { .. } | ProcError::BadResult { .. } => ApiError::internal(e.to_string()),
             ProcError::TimedOut { .. } => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timed_out", e.to_string())
             }
@@ -124,3 +124,19 @@ impl From<ProcError> for ApiError {
 
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A procedure's result that is not JSON is a mistake in the program, answered like a
+    /// panic (500, the detail only logged), not as the procedure's own error (422).
+    #[test]
+    fn a_result_that_is_not_json_is_an_internal_error() {
+        let e = ApiError::from(ProcError::BadResult { procedure: "p".into(), detail: "NaN".into() });
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.code, "internal");
+        let failed = ApiError::from(ProcError::Failed("no".into()));
+        assert_eq!(failed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

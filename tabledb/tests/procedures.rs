@@ -303,6 +303,47 @@ fn option_parameter_may_be_omitted() {
     assert_eq!(err, ProcError::BadParams { param: "owner".into(), message: "is required".into() });
 }
 
+#[procedure]
+fn nan_balance(ctx: &mut ProcCtx<'_>, account: RecordId) -> Result<f64, tabledb::Error> {
+    ctx.modify(accounts(), account, |a| a.balance += 1)?;
+    Ok(f64::NAN)
+}
+
+#[procedure]
+fn rates(ctx: &mut ProcCtx<'_>, account: RecordId) -> Result<Vec<Option<f32>>, tabledb::Error> {
+    ctx.modify(accounts(), account, |a| a.balance += 1)?;
+    Ok(vec![Some(0.5), None, Some(f32::INFINITY)])
+}
+
+#[procedure]
+fn by_pair(
+    ctx: &mut ProcCtx<'_>,
+    account: RecordId,
+) -> Result<std::collections::HashMap<(u8, u8), i32>, tabledb::Error> {
+    ctx.modify(accounts(), account, |a| a.balance += 1)?;
+    Ok(std::collections::HashMap::from([((1, 2), 3)]))
+}
+
+/// A result JSON cannot hold (a NaN or infinite float, which would become `null`; a map with
+/// tuple keys) is the program's mistake, like a panic: the call fails with `BadResult`, not
+/// as the procedure's own error, and its writes are discarded.
+#[test]
+fn a_result_that_is_not_json_fails_the_call_and_changes_nothing() {
+    let (db, ids) = bank(&[10]);
+    for p in [nan_balance::procedure(), rates::procedure(), by_pair::procedure()] {
+        let err = p.call(&db, json!({ "account": ids[0] }), 1).unwrap_err();
+        match &err {
+            ProcError::BadResult { procedure, detail } => {
+                assert_eq!(procedure, p.name);
+                assert!(!detail.is_empty(), "{err}");
+            }
+            other => panic!("{}: expected BadResult, got {other:?}", p.name),
+        }
+        assert!(err.to_string().contains("not JSON"), "{err}");
+    }
+    assert_eq!(balances(&db, &ids), [10], "nothing was committed");
+}
+
 #[test]
 fn user_error_is_failed_with_its_message_and_changes_nothing() {
     let (db, ids) = bank(&[30, 50]);

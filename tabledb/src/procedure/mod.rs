@@ -7,6 +7,7 @@
 //! or of the wrong type), calls the function and serializes its result, and
 //! `name::procedure()`, the [`Procedure`] to register in a [`ProcedureRegistry`].
 
+mod finite;
 mod params;
 
 use std::any::Any;
@@ -187,6 +188,10 @@ impl Procedure {
         let name = self.name;
         let mut ctx = ProcCtx::new(tx, name, deadline);
         match catch_panic(|| invoke(&mut ctx, args)) {
+            Ok(Err(ProcError::BadResult { detail, .. })) => {
+                tracing::error!(procedure = name, %detail, "procedure returned a result that is not JSON; its transaction is discarded");
+                Err(ProcError::BadResult { procedure: name.to_owned(), detail })
+            }
             Ok(result) => result,
             Err(message) => {
                 tracing::error!(procedure = name, panic = %message, "procedure panicked; its transaction is discarded");
@@ -257,6 +262,12 @@ pub enum ProcError {
     Conflict { procedure: String, detail: String },
     #[error("procedure `{procedure}` panicked; its transaction was discarded")]
     Panicked { procedure: String },
+    /// The procedure's result cannot be sent as JSON (a float that is NaN or infinite, a map
+    /// whose keys are not strings or numbers): a mistake in the program, like a panic.
+    #[error(
+        "procedure `{procedure}` returned a result that is not JSON ({detail}); its transaction was discarded"
+    )]
+    BadResult { procedure: String, detail: String },
     #[error("procedure `{procedure}` timed out; its transaction was discarded")]
     TimedOut { procedure: String },
     #[error("procedure `{procedure}` cannot be called from inside a procedure")]
@@ -311,9 +322,14 @@ pub mod __private {
     }
 
     /// The procedure's result as JSON.
+    ///
+    /// A result that is not JSON is [`ProcError::BadResult`] (its procedure's name is filled
+    /// in by [`Procedure::run`](super::Procedure::run)): `serde_json` would turn a NaN or
+    /// infinite float into `null`, so those are looked for first.
     pub fn result<R: serde::Serialize>(r: R) -> Result<Value, ProcError> {
-        serde_json::to_value(r)
-            .map_err(|e| ProcError::Failed(format!("the result could not be serialized: {e}")))
+        let bad = |detail: String| ProcError::BadResult { procedure: String::new(), detail };
+        super::finite::check(&r).map_err(|e| bad(e.to_string()))?;
+        serde_json::to_value(r).map_err(|e| bad(e.to_string()))
     }
 
     /// The procedure's own error: a database error keeps its kind (so conflicts are retried and
