@@ -32,6 +32,15 @@ pub(crate) fn check<T: Serialize + ?Sized>(value: &T) -> Result<(), NotJson> {
 #[derive(Clone, Copy)]
 struct Check;
 
+/// Methods for values that are always JSON.
+macro_rules! accept {
+    ($($method:ident: $ty:ty),* $(,)?) => {$(
+        fn $method(self, _: $ty) -> Result<(), NotJson> {
+            Ok(())
+        }
+    )*};
+}
+
 fn float(v: f64) -> Result<(), NotJson> {
     if v.is_finite() { Ok(()) } else { Err(NotJson(format!("{v} is not a JSON number"))) }
 }
@@ -47,38 +56,10 @@ impl ser::Serializer for Check {
     type SerializeStruct = Check;
     type SerializeStructVariant = Check;
 
-    fn serialize_bool(self, _: bool) -> Result<(), NotJson> {
-        Ok(())
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), NotJson> {
-        Ok(())
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), NotJson> {
-        Ok(())
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), NotJson> {
-        Ok(())
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), NotJson> {
-        Ok(())
-    }
-    fn serialize_i128(self, _: i128) -> Result<(), NotJson> {
-        Ok(())
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), NotJson> {
-        Ok(())
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), NotJson> {
-        Ok(())
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), NotJson> {
-        Ok(())
-    }
-    fn serialize_u64(self, _: u64) -> Result<(), NotJson> {
-        Ok(())
-    }
-    fn serialize_u128(self, _: u128) -> Result<(), NotJson> {
-        Ok(())
+    accept! {
+        serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
+        serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
+        serialize_u32: u32, serialize_u64: u64, serialize_u128: u128,
     }
     fn serialize_f32(self, v: f32) -> Result<(), NotJson> {
         float(f64::from(v))
@@ -86,15 +67,7 @@ impl ser::Serializer for Check {
     fn serialize_f64(self, v: f64) -> Result<(), NotJson> {
         float(v)
     }
-    fn serialize_char(self, _: char) -> Result<(), NotJson> {
-        Ok(())
-    }
-    fn serialize_str(self, _: &str) -> Result<(), NotJson> {
-        Ok(())
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), NotJson> {
-        Ok(())
-    }
+    accept! { serialize_char: char, serialize_str: &str, serialize_bytes: &[u8] }
     fn serialize_none(self) -> Result<(), NotJson> {
         Ok(())
     }
@@ -157,48 +130,29 @@ impl ser::Serializer for Check {
     }
 }
 
-impl ser::SerializeSeq for Check {
-    type Ok = ();
-    type Error = NotJson;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), NotJson> {
-        v.serialize(Check)
-    }
-    fn end(self) -> Result<(), NotJson> {
-        Ok(())
-    }
+/// The compound forms check each element, field, key and value the same way.
+macro_rules! check_each {
+    ($($trait:ident::$method:ident($($name:ty)?)),* $(,)?) => {$(
+        impl ser::$trait for Check {
+            type Ok = ();
+            type Error = NotJson;
+            fn $method<T: Serialize + ?Sized>(&mut self, $(_: $name,)? v: &T) -> Result<(), NotJson> {
+                v.serialize(Check)
+            }
+            fn end(self) -> Result<(), NotJson> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Check {
-    type Ok = ();
-    type Error = NotJson;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), NotJson> {
-        v.serialize(Check)
-    }
-    fn end(self) -> Result<(), NotJson> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for Check {
-    type Ok = ();
-    type Error = NotJson;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), NotJson> {
-        v.serialize(Check)
-    }
-    fn end(self) -> Result<(), NotJson> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for Check {
-    type Ok = ();
-    type Error = NotJson;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), NotJson> {
-        v.serialize(Check)
-    }
-    fn end(self) -> Result<(), NotJson> {
-        Ok(())
-    }
+check_each! {
+    SerializeSeq::serialize_element(),
+    SerializeTuple::serialize_element(),
+    SerializeTupleStruct::serialize_field(),
+    SerializeTupleVariant::serialize_field(),
+    SerializeStruct::serialize_field(&'static str),
+    SerializeStructVariant::serialize_field(&'static str),
 }
 
 impl ser::SerializeMap for Check {
@@ -208,28 +162,6 @@ impl ser::SerializeMap for Check {
         k.serialize(Check)
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), NotJson> {
-        v.serialize(Check)
-    }
-    fn end(self) -> Result<(), NotJson> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for Check {
-    type Ok = ();
-    type Error = NotJson;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> Result<(), NotJson> {
-        v.serialize(Check)
-    }
-    fn end(self) -> Result<(), NotJson> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for Check {
-    type Ok = ();
-    type Error = NotJson;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> Result<(), NotJson> {
         v.serialize(Check)
     }
     fn end(self) -> Result<(), NotJson> {
