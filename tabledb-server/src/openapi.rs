@@ -95,7 +95,7 @@ fn type_schema(t: &TypeLayout) -> Value {
 }
 
 /// The responses every operation may get from the layers around the handlers: 400 for a query
-/// parameter (on every route but the listing of records), 408 past the
+/// parameter (on every route but the listing of records, `/health` and `/metrics`), 408 past the
 /// request timeout (a listing's scan, a write or a call that takes longer; a write may still
 /// be applied), and, as configured, 401 (with API keys), 403 (a read-only key on a write) and
 /// 429 (with a rate limit).
@@ -106,8 +106,10 @@ fn document_access(paths: &mut Map<String, Value>, s: &AppState) {
         let Some(item) = item.as_object_mut() else { continue };
         for (method, operation) in item.iter_mut() {
             let Some(responses) = operation["responses"].as_object_mut() else { continue };
-            let listing = path == "/tables/{name}/records" && method == "get";
-            if !listing && !responses.contains_key("400") {
+            // The listing reads its parameters; health checks and scrapers may add their own.
+            let takes_query = (path == "/tables/{name}/records" && method == "get")
+                || matches!(path.as_str(), "/health" | "/metrics");
+            if !takes_query && !responses.contains_key("400") {
                 responses.insert(
                     "400".into(),
                     error_response("A query parameter: only the listing of records takes any"),
