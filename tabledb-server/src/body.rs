@@ -148,10 +148,7 @@ fn capped(message: String) -> String {
     if message.len() <= MESSAGE_MAX {
         return message;
     }
-    let mut end = MESSAGE_MAX;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = message.floor_char_boundary(MESSAGE_MAX);
     format!("{}... (a message of {} bytes, cut)", &message[..end], message.len())
 }
 
@@ -250,10 +247,7 @@ fn shortened(message: &str) -> String {
         out.push_str(&rest[..open]);
         let span = &body[..close];
         if span.len() > SHOWN_NAME_MAX {
-            let mut end = SHOWN_NAME_MAX;
-            while !span.is_char_boundary(end) {
-                end -= 1;
-            }
+            let end = span.floor_char_boundary(SHOWN_NAME_MAX);
             let quote = char::from(quote);
             out.push_str(&format!("{quote}{}...{quote} ({} bytes)", &span[..end], span.len()));
         } else {

@@ -307,11 +307,7 @@ fn describe(value: &[u8], layout: Option<&TypeLayout>) -> String {
         Err(_) => format!("{value:?}"),
     };
     if text.len() > DESCRIBED_VALUE_MAX {
-        let mut end = DESCRIBED_VALUE_MAX;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
+        text.truncate(text.floor_char_boundary(DESCRIBED_VALUE_MAX));
         text.push_str("...");
     }
     format!("the value {text}")

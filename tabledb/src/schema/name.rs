@@ -36,10 +36,7 @@ impl std::fmt::Display for Shown<'_> {
         if s.len() <= SHOWN_NAME_MAX {
             return write!(f, "`{s}`");
         }
-        let mut end = SHOWN_NAME_MAX;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = s.floor_char_boundary(SHOWN_NAME_MAX);
         write!(f, "`{}...` ({} bytes)", &s[..end], s.len())
     }
 }
