@@ -194,7 +194,7 @@ fn context(ty: &Type) -> Context {
             Some(name) if is_db_handle(&name) => {
                 Context::Wrong(format!("{CONTEXT}, not `{shown}`{}", hint(&name)))
             }
-            Some(name) if r.mutability.is_some() && !is_not_context(&name) => {
+            Some(name) if r.mutability.is_some() && !is_plain_type(&name) => {
                 // `ProcCtx` by any path or name (`use tabledb::procedure::ProcCtx as Ctx`); the
                 // generated call checks the type.
                 match named_lifetime(r) {
@@ -237,9 +237,10 @@ fn named_lifetime(r: &syn::TypeReference) -> Option<String> {
     })
 }
 
-/// Types that are plainly not the context (a `&mut u64` first parameter), so that the macro
-/// says so instead of leaving it to a type mismatch in the generated code.
-fn is_not_context(name: &str) -> bool {
+/// Types that are plainly neither the context (a `&mut u64` first parameter) nor a `Result`
+/// (an `-> Option<u64>` return type), so that the macro says so instead of leaving it to a
+/// type mismatch in the generated code.
+fn is_plain_type(name: &str) -> bool {
     matches!(
         name,
         "u8" | "u16"
@@ -374,7 +375,7 @@ fn check_output<'a>(cx: &mut Ctxt, sig: &'a Signature) -> Option<OutputModel<'a>
                 && p.path
                     .segments
                     .last()
-                    .is_some_and(|s| s.ident != "Result" && !is_not_context(&s.ident.to_string())) =>
+                    .is_some_and(|s| s.ident != "Result" && !is_plain_type(&s.ident.to_string())) =>
         {
             Some(OutputModel { ty, ok: None, err: None })
         }
@@ -402,8 +403,8 @@ fn check_output<'a>(cx: &mut Ctxt, sig: &'a Signature) -> Option<OutputModel<'a>
 }
 
 /// The documentation of the function as a `&'static str` expression: doc comments with their
-/// common indentation removed, or a `concat!` of the doc attributes when one is not a literal
-/// (`#[doc = include_str!("...")]`).
+/// common indentation removed, in a `concat!` with the doc attributes that are not literals
+/// (`#[doc = include_str!("...")]`) when there are any.
 fn doc(attrs: &[Attribute]) -> TokenStream {
     let values: Vec<&Expr> = attrs
         .iter()
@@ -413,63 +414,65 @@ fn doc(attrs: &[Attribute]) -> TokenStream {
             _ => None,
         })
         .collect();
-    let literal = |value: &Expr| match value {
-        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s.value()),
-        _ => None,
-    };
-    if values.iter().all(|v| literal(v).is_some()) {
-        let lines: Vec<String> = values.iter().filter_map(|v| literal(v)).collect();
-        let text = unindent(&lines.join("\n"));
-        return quote!(#text);
+    // Doc comments (`///`) are literals; consecutive ones form one text. Others come from
+    // macros (`#[doc = include_str!("...")]`) and are joined to the texts by line breaks.
+    enum Part<'a> {
+        Text(String),
+        Macro(&'a Expr),
     }
-    // Some come from macros (`#[doc = include_str!("...")]`): the literal lines lose the
-    // indentation common to them, as above, and the parts are joined by line breaks.
-    let indent = values
+    let mut parts: Vec<Part<'_>> = Vec::new();
+    for value in values {
+        match (value, parts.last_mut()) {
+            (Expr::Lit(ExprLit { lit: Lit::Str(s), .. }), Some(Part::Text(text))) => {
+                text.push('\n');
+                text.push_str(&s.value());
+            }
+            (Expr::Lit(ExprLit { lit: Lit::Str(s), .. }), _) => parts.push(Part::Text(s.value())),
+            (other, _) => parts.push(Part::Macro(other)),
+        }
+    }
+    // The indentation common to the texts' non-blank lines (the space after `///`) goes, and
+    // so do the blank lines around the whole.
+    let indent = parts
         .iter()
-        .filter_map(|v| literal(v))
-        .flat_map(|l| l.lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter_map(|p| match p {
+            Part::Text(text) => Some(text.lines()),
+            Part::Macro(_) => None,
+        })
+        .flatten()
         .filter(|l| !l.trim().is_empty())
         .map(|l| l.len() - l.trim_start().len())
         .min()
         .unwrap_or(0);
-    let mut parts: Vec<Option<TokenStream>> = values
-        .iter()
-        .map(|v| match literal(v) {
-            Some(text) => {
+    let last = parts.len().saturating_sub(1);
+    let mut tokens = Vec::with_capacity(2 * parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let piece = match part {
+            Part::Macro(expr) => quote!(#expr),
+            Part::Text(text) => {
                 let lines: Vec<&str> =
                     text.lines().map(|l| l.get(indent..).unwrap_or("").trim_end()).collect();
-                let line = lines.join("\n");
-                (!line.is_empty()).then(|| quote!(#line))
+                let mut text = lines.join("\n");
+                if i == 0 {
+                    text = text.trim_start_matches('\n').to_owned();
+                }
+                if i == last {
+                    text.truncate(text.trim_end_matches('\n').len());
+                }
+                if text.is_empty() && (i == 0 || i == last) {
+                    continue;
+                }
+                quote!(#text)
             }
-            None => Some(quote!(#v)),
-        })
-        .collect();
-    // Blank lines around the text go, as above.
-    while parts.first().is_some_and(Option::is_none) {
-        parts.remove(0);
-    }
-    while parts.last().is_some_and(Option::is_none) {
-        parts.pop();
-    }
-    let mut joined = Vec::with_capacity(2 * parts.len());
-    for (i, part) in parts.into_iter().enumerate() {
-        if i > 0 {
-            joined.push(quote!("\n"));
+        };
+        if !tokens.is_empty() {
+            tokens.push(quote!("\n"));
         }
-        joined.push(part.unwrap_or_else(|| quote!("")));
+        tokens.push(piece);
     }
-    quote!(::core::concat!(#(#joined),*))
-}
-
-/// Removes the indentation common to the non-blank lines (the space after `///`) and the blank
-/// lines around the text.
-fn unindent(text: &str) -> String {
-    let indent = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    let lines: Vec<&str> = text.lines().map(|l| l.get(indent..).unwrap_or("").trim_end()).collect();
-    lines.join("\n").trim_matches('\n').to_owned()
+    match tokens.as_slice() {
+        [] => quote!(""),
+        [one] => one.clone(),
+        _ => quote!(::core::concat!(#(#tokens),*)),
+    }
 }
