@@ -182,7 +182,7 @@ pub(crate) fn check_commit(stages: &[TableStage], current: &Snapshot) -> Result<
                 }
             }
             let shift = from.geom.shift;
-            for (&index, page) in &st.replaced {
+            for (index, page) in st.replaced.pages() {
                 for (pos, _) in page.live_slots() {
                     let id = RecordId((index << shift) + 1 + pos as u64);
                     let counted = st.find(id).is_some_and(|c| {

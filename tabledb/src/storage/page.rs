@@ -414,40 +414,6 @@ pub unsafe fn free_page(page: &PageSlot, record_size: usize) {
     }
 }
 
-/// A private page (a transaction's copy, never published) owned by the holder: its block is
-/// freed on drop unless [`into_slot`](Self::into_slot) hands it on. Keeps copies made by
-/// parallel workers from leaking when one of them panics.
-pub struct OwnedPage {
-    slot: PageSlot,
-    record_size: usize,
-}
-
-impl OwnedPage {
-    /// Takes ownership of `slot`.
-    ///
-    /// # Safety
-    ///
-    /// `slot` must be a private page whose block nothing else owns or will free.
-    pub unsafe fn new(slot: PageSlot, record_size: usize) -> OwnedPage {
-        OwnedPage { slot, record_size }
-    }
-
-    /// The page, whose block the caller now owns.
-    pub fn into_slot(self) -> PageSlot {
-        let slot = self.slot;
-        std::mem::forget(self);
-        slot
-    }
-}
-
-impl Drop for OwnedPage {
-    fn drop(&mut self) {
-        // SAFETY: per `new`, the block is owned by this value alone, and `into_slot` forgets
-        // the value instead of dropping it.
-        unsafe { free_page(&self.slot, self.record_size) };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

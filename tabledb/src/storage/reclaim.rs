@@ -24,6 +24,9 @@ pub(crate) enum Garbage {
     Block(NonNull<u8>, usize),
     /// A whole tree (every node and block reachable from its root), with its record size.
     Tree(PageTree, usize),
+    /// A leaf node and the blocks of the pages in it marked in `pages` (bit `i`: entry `i`),
+    /// which a commit replaced with the whole leaf.
+    Leaf { node: NonNull<Node>, pages: u16, record_size: usize },
 }
 
 // SAFETY: garbage is only freed, never read, and is handed between threads under a mutex.
@@ -33,7 +36,7 @@ impl Garbage {
     /// # Safety
     ///
     /// Nothing may reach the garbage any more, and it must not be freed twice.
-    unsafe fn free(self) {
+    pub(crate) unsafe fn free(self) {
         match self {
             // SAFETY: per the caller.
             Garbage::Node(node) => unsafe { super::tree::free_one(node) },
@@ -41,6 +44,15 @@ impl Garbage {
             Garbage::Block(ptr, size) => unsafe { block::free(ptr, size) },
             // SAFETY: per the caller.
             Garbage::Tree(tree, record_size) => unsafe { tree.free_all(record_size) },
+            Garbage::Leaf { node, pages, record_size } => {
+                // SAFETY: per the caller.
+                for (block, size) in unsafe { super::tree::leaf_blocks(node, pages, record_size) } {
+                    // SAFETY: per the caller; each is the block of a page of that leaf.
+                    unsafe { block::free(block, size) };
+                }
+                // SAFETY: per the caller.
+                unsafe { super::tree::free_one(node) };
+            }
         }
     }
 }
@@ -145,7 +157,20 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
     let (mut blocks, mut bytes) = (0, 0);
     let mut run: Vec<usize> = Vec::new();
     let mut run_size = 0;
+    /// Items ahead whose leaf is fetched: freeing a leaf's pages reads its entries.
+    const AHEAD: usize = 16;
+    let leaves: Vec<NonNull<Node>> = batch
+        .iter()
+        .filter_map(|g| if let Garbage::Leaf { node, .. } = g { Some(*node) } else { None })
+        .collect();
+    let mut next_leaf = 0;
     for g in batch {
+        if let Garbage::Leaf { .. } = g {
+            if let Some(ahead) = leaves.get(next_leaf + AHEAD) {
+                super::tree::prefetch_leaf_entries(*ahead);
+            }
+            next_leaf += 1;
+        }
         match g {
             Garbage::Block(ptr, size) => {
                 if size != run_size && !run.is_empty() {
@@ -158,6 +183,22 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
                 run.push(ptr.as_ptr() as usize);
                 blocks += 1;
                 bytes += size;
+            }
+            Garbage::Leaf { node, pages, record_size } => {
+                // SAFETY: per the caller, the leaf is unreachable and freed once.
+                for (block, size) in unsafe { super::tree::leaf_blocks(node, pages, record_size) } {
+                    if size != run_size && !run.is_empty() {
+                        // SAFETY: as below.
+                        unsafe { free_in_order(&mut run, run_size) };
+                        run.clear();
+                    }
+                    run_size = size;
+                    run.push(block.as_ptr() as usize);
+                    blocks += 1;
+                    bytes += size;
+                }
+                // SAFETY: as above.
+                unsafe { super::tree::free_one(node) };
             }
             // SAFETY: per the caller.
             other => unsafe { other.free() },

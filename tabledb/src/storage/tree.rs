@@ -187,6 +187,190 @@ fn empty_leaf() -> Kind {
     Kind::Leaf { fresh: 0, slots: [PageSlot::EMPTY; LEAF_FANOUT] }
 }
 
+/// One leaf of a tree, as [`PageTree::leaves`] lists it.
+#[derive(Clone, Copy)]
+pub struct LeafView<'a> {
+    /// The index of the leaf's first page.
+    pub first_page: u64,
+    /// Its page entries (some may describe pages that do not exist).
+    pub slots: &'a [PageSlot; LEAF_FANOUT],
+    node: NonNull<Node>,
+}
+
+// SAFETY: a view only reads a published leaf, like the shared reference it holds.
+unsafe impl Send for LeafView<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for LeafView<'_> {}
+
+/// A copy of one leaf of a tree with some of its pages replaced by private copies, made
+/// outside a commit (by parallel workers, for a whole-table update) and installed by one
+/// with [`PageTree::put_drafts`]: one pointer swap per leaf instead of a put per page.
+///
+/// The draft owns its node and the blocks of the pages it replaced;
+/// dropping it uninstalled frees them. Its other entries are copies of the entries it was
+/// drafted from and own nothing.
+pub struct LeafDraft {
+    first_page: u64,
+    /// The published leaf this draft replaces.
+    base: NonNull<Node>,
+    node: NonNull<Node>,
+    /// Entries whose pages this draft replaced (and owns).
+    own: u16,
+    record_size: usize,
+}
+
+// SAFETY: a draft owns its node and blocks exclusively (nothing else reaches them until it is
+// installed) and only reads the published leaf it points to.
+unsafe impl Send for LeafDraft {}
+// SAFETY: shared access to a draft only reads it.
+unsafe impl Sync for LeafDraft {}
+
+/// A [`LeafDraft`] being built: its entries are kept here until the leaf is done, then
+/// written to the draft's node in one go. Frees the private pages it holds if dropped
+/// unfinished (when the code computing them panics).
+pub struct DraftBuilder<'a> {
+    base: LeafView<'a>,
+    /// Room for the draft's node, fetched into the cache while the leaf's pages are copied:
+    /// writing it cold would stall on every line.
+    node: NonNull<Node>,
+    slots: [PageSlot; LEAF_FANOUT],
+    own: u16,
+    record_size: usize,
+}
+
+impl<'a> DraftBuilder<'a> {
+    /// A draft of `base` whose entries start as `slots`: the leaf's own, or those of an
+    /// earlier draft of it (whose pages this draft does not own).
+    pub fn new(base: LeafView<'a>, slots: &[PageSlot; LEAF_FANOUT], record_size: usize) -> DraftBuilder<'a> {
+        let node = block::allocate_for::<Node>();
+        for line in (0..std::mem::size_of::<Node>()).step_by(64) {
+            super::table_data::prefetch_line(node.as_ptr().cast::<u8>().wrapping_add(line));
+        }
+        DraftBuilder { base, node, slots: *slots, own: 0, record_size }
+    }
+
+    /// The index of the leaf's first page.
+    pub fn first_page(&self) -> u64 {
+        self.base.first_page
+    }
+
+    /// Puts `page` at entry `i`, freeing the page it replaces if the draft owned that one.
+    ///
+    /// # Safety
+    ///
+    /// `page` must be a private page (its block allocated for it, used by nothing else),
+    /// which the draft owns from now on.
+    pub unsafe fn set(&mut self, i: usize, page: PageSlot) {
+        let bit = 1u16 << i;
+        if self.own & bit != 0 {
+            // SAFETY: the draft owned the page it replaces, which nothing else uses.
+            unsafe { free_page(&self.slots[i], self.record_size) };
+        }
+        self.slots[i] = page;
+        self.own |= bit;
+    }
+
+    /// The draft.
+    pub fn finish(self) -> LeafDraft {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the room is fresh, aligned for a node, and this builder's alone.
+        unsafe {
+            this.node.as_ptr().write(Node { tag: 0, kind: Kind::Leaf { fresh: 0, slots: this.slots } })
+        };
+        LeafDraft {
+            first_page: this.base.first_page,
+            base: this.base.node,
+            node: this.node,
+            own: this.own,
+            record_size: this.record_size,
+        }
+    }
+}
+
+impl Drop for DraftBuilder<'_> {
+    fn drop(&mut self) {
+        for i in 0..LEAF_FANOUT {
+            if self.own & (1 << i) != 0 {
+                // SAFETY: the draft owns the pages it put, which nothing else uses.
+                unsafe { free_page(&self.slots[i], self.record_size) };
+            }
+        }
+        // SAFETY: the room was taken for this builder and never written or handed on.
+        unsafe { block::free_for(self.node) };
+    }
+}
+
+impl LeafDraft {
+    /// The index of the leaf's first page.
+    pub fn first_page(&self) -> u64 {
+        self.first_page
+    }
+
+    /// The entries: the pages this draft replaced, and copies of the others.
+    pub fn slots(&self) -> &[PageSlot; LEAF_FANOUT] {
+        // SAFETY: the node is this draft's own leaf, alive until the draft is dropped or
+        // installed (which consumes it).
+        match unsafe { &self.node.as_ref().kind } {
+            Kind::Leaf { slots, .. } => slots,
+            Kind::Inner(_) => unreachable!("a draft's node is a leaf"),
+        }
+    }
+
+    /// The page this draft put at `index` (of this leaf), if it replaced that page.
+    pub fn page(&self, index: u64) -> Option<&PageSlot> {
+        let i = index.checked_sub(self.first_page).filter(|&i| i < LEAF_FANOUT as u64)? as usize;
+        (self.own & (1 << i) != 0).then(|| &self.slots()[i])
+    }
+
+    /// The indices of the pages this draft replaced, in order.
+    pub fn indices(&self) -> impl Iterator<Item = u64> + use<> {
+        let (own, first) = (self.own, self.first_page);
+        (0..LEAF_FANOUT as u64).filter(move |i| own & (1 << i) != 0).map(move |i| first + i)
+    }
+
+    /// The pages this draft replaced, with their indices, in order.
+    pub fn pages(&self) -> impl Iterator<Item = (u64, &PageSlot)> {
+        let own = self.own;
+        (self.first_page..)
+            .zip(self.slots())
+            .enumerate()
+            .filter(move |(i, _)| own & (1 << i) != 0)
+            .map(|(_, entry)| entry)
+    }
+
+    /// Takes over the pages of `earlier`, a draft of the same leaf this draft was started
+    /// from: those this draft kept become its own, those it replaced again are freed.
+    pub fn absorb(&mut self, mut earlier: LeafDraft) {
+        debug_assert_eq!((self.first_page, self.base), (earlier.first_page, earlier.base));
+        let again = earlier.own & self.own;
+        self.own |= earlier.own;
+        // `earlier` keeps only the pages to free; its node goes with it.
+        earlier.own = again;
+    }
+
+    /// The pages this draft replaced (now owned by the caller), freeing its node.
+    fn into_pages(self) -> Vec<(u64, PageSlot)> {
+        let draft = std::mem::ManuallyDrop::new(self);
+        let pages = draft.pages().map(|(index, page)| (index, *page)).collect();
+        // SAFETY: the node is the draft's own and unpublished; the draft is not dropped.
+        unsafe { free_one(draft.node) };
+        pages
+    }
+}
+
+impl Drop for LeafDraft {
+    fn drop(&mut self) {
+        for i in 0..LEAF_FANOUT {
+            if self.own & (1 << i) != 0 {
+                // SAFETY: the draft owns the pages it replaced and was never installed.
+                unsafe { free_page(&self.slots()[i], self.record_size) };
+            }
+        }
+        // SAFETY: the node is the draft's own and unpublished.
+        unsafe { free_one(self.node) };
+    }
+}
+
 impl PageTree {
     fn fits(&self, page: u64) -> bool {
         if self.height == 0 {
@@ -393,23 +577,20 @@ impl PageTree {
         }
     }
 
-    /// The leaves, in order, each with the index of its first page: the page entries
-    /// in groups of [`LEAF_FANOUT`], found without reading the leaves themselves (some
-    /// entries may describe pages that do not exist).
-    pub fn leaves(&self) -> Vec<(u64, &[PageSlot; LEAF_FANOUT])> {
-        fn collect<'a>(
-            node: &'a Node,
-            level: u32,
-            base: u64,
-            out: &mut Vec<(u64, &'a [PageSlot; LEAF_FANOUT])>,
-        ) {
-            match &node.kind {
-                Kind::Leaf { slots, .. } => out.push((base, slots)),
-                Kind::Inner(children) => {
+    /// The leaves, in order: the page entries in groups of [`LEAF_FANOUT`], each with the
+    /// index of its first page, found without reading the leaves themselves (some entries may
+    /// describe pages that do not exist).
+    pub fn leaves(&self) -> Vec<LeafView<'_>> {
+        fn collect<'a>(node: NonNull<Node>, level: u32, base: u64, out: &mut Vec<LeafView<'a>>) {
+            // SAFETY: nodes reachable from a live tree are alive while it is borrowed.
+            match unsafe { &*node.as_ptr() } {
+                Node { kind: Kind::Leaf { slots, .. }, .. } => {
+                    out.push(LeafView { first_page: base, slots, node })
+                }
+                Node { kind: Kind::Inner(children), .. } => {
                     for (i, child) in children.iter().enumerate() {
                         if let Some(c) = child {
-                            // SAFETY: children of a live node are alive as long as it is.
-                            collect(unsafe { &*c.as_ptr() }, level - 1, base + i as u64 * span(level), out);
+                            collect(*c, level - 1, base + i as u64 * span(level), out);
                         }
                     }
                 }
@@ -417,10 +598,81 @@ impl PageTree {
         }
         let mut out = Vec::new();
         if let Some(root) = self.root {
-            // SAFETY: the root is alive while `&self` is borrowed (see `get`).
-            collect(unsafe { &*root.as_ptr() }, self.height, 0, &mut out);
+            collect(root, self.height, 0, &mut out);
         }
         out
+    }
+
+    /// Where the pointer to the leaf covering page `index` is kept: in its parent, made the
+    /// writer's own (copied if shared) along with every node above it, or the root for a tree
+    /// of one leaf. `None` when the tree does not cover the page.
+    fn leaf_pointer_mut(&mut self, index: u64, w: &mut Writer) -> Option<&mut Option<NonNull<Node>>> {
+        if !self.fits(index) {
+            return None;
+        }
+        let mut at: &mut Option<NonNull<Node>> = &mut self.root;
+        let mut level = self.height;
+        while level > 1 {
+            let ptr = at.as_mut()?;
+            // SAFETY: `ptr` is a live inner node of this tree (the root, or a child reached
+            // from a node the writer owns).
+            unsafe { Self::own(ptr, w) };
+            // SAFETY: the node now belongs to this writer's commit: unpublished, reachable only
+            // through this tree, which `&mut self` borrows exclusively.
+            match unsafe { &mut ptr.as_mut().kind } {
+                Kind::Inner(children) => at = &mut children[child(index, level)],
+                Kind::Leaf { .. } => unreachable!("nodes above level 1 are inner nodes"),
+            }
+            level -= 1;
+        }
+        Some(at)
+    }
+
+    /// Installs leaves drafted outside the commit, in index order: each replaces the leaf it
+    /// was drafted from with one pointer swap, and that leaf is retired together with the
+    /// pages the draft replaced. A draft whose leaf is no longer in the tree as it was (which
+    /// the commit's checks rule out) has its pages put one by one instead.
+    pub fn put_drafts(&mut self, drafts: Vec<LeafDraft>, w: &mut Writer) {
+        /// Drafts ahead whose first line (which gets the commit's tag) is fetched.
+        const AHEAD: usize = 8;
+        w.garbage.reserve(drafts.len());
+        let mut drafts = drafts.into_iter();
+        while let Some(draft) = drafts.next() {
+            if let Some(ahead) = drafts.as_slice().get(AHEAD) {
+                super::table_data::prefetch_line(ahead.node.as_ptr().cast::<u8>());
+            }
+            // The leaf is still the one the draft copied when the pointer to it is the same:
+            // the draft's transaction keeps its start snapshot, so that leaf (published, never
+            // changed again) is alive and its address cannot have been reused.
+            let swapped = match self.leaf_pointer_mut(draft.first_page, w) {
+                Some(at) if *at == Some(draft.base) => {
+                    *at = Some(draft.node);
+                    true
+                }
+                _ => false,
+            };
+            if swapped {
+                let draft = std::mem::ManuallyDrop::new(draft);
+                // SAFETY: the draft's node is its own and unpublished; from now on the tree
+                // owns it and the draft's private blocks, which this commit may change in
+                // place (they are fresh). The draft is not dropped, so it frees neither.
+                unsafe {
+                    let node = &mut *draft.node.as_ptr();
+                    node.tag = w.tag;
+                    if let Kind::Leaf { fresh, .. } = &mut node.kind {
+                        *fresh = draft.own;
+                    }
+                }
+                w.retire(Garbage::Leaf {
+                    node: draft.base,
+                    pages: draft.own,
+                    record_size: draft.record_size,
+                });
+            } else {
+                let record_size = draft.record_size;
+                self.put_pages(draft.into_pages(), record_size, w);
+            }
+        }
     }
 
     /// Calls `f` for every page, in order.
@@ -459,6 +711,37 @@ impl PageTree {
             // SAFETY: per the caller.
             unsafe { free_node(root, record_size) };
         }
+    }
+}
+
+/// The blocks (with their sizes) of the pages of leaf `node` marked in `pages`, read before
+/// the node is freed.
+///
+/// # Safety
+///
+/// `node` must be a live leaf.
+pub(crate) unsafe fn leaf_blocks<'a>(
+    node: NonNull<Node>,
+    pages: u16,
+    record_size: usize,
+) -> impl Iterator<Item = (NonNull<u8>, usize)> + 'a {
+    // SAFETY: per the caller; the caller frees the node only after the iterator is done.
+    let slots: &'a [PageSlot; LEAF_FANOUT] = match unsafe { &(*node.as_ptr()).kind } {
+        Kind::Leaf { slots, .. } => slots,
+        Kind::Inner(_) => unreachable!("retired with its pages only as a leaf"),
+    };
+    (0..LEAF_FANOUT).filter(move |i| pages & (1 << i) != 0).filter_map(move |i| {
+        let block = NonNull::new(slots[i].block_addr() as *mut u8)?;
+        Some((block, slots[i].block_bytes(record_size)))
+    })
+}
+
+/// Asks the processor to fetch the entries of leaf `node` (a hint: the node need not be
+/// alive).
+pub(crate) fn prefetch_leaf_entries(node: NonNull<Node>) {
+    let start = node.as_ptr().cast::<u8>().wrapping_add(LEAF_SLOTS_OFFSET);
+    for line in (0..LEAF_FANOUT * std::mem::size_of::<PageSlot>()).step_by(64) {
+        super::table_data::prefetch_line(start.wrapping_add(line));
     }
 }
 
@@ -623,7 +906,7 @@ mod tests {
         let listed: Vec<u64> = tree
             .leaves()
             .into_iter()
-            .flat_map(|(first, slots)| (first..).zip(slots.iter()))
+            .flat_map(|leaf| (leaf.first_page..).zip(leaf.slots.iter()))
             .filter(|(_, page)| page.exists())
             .map(|(index, page)| {
                 assert_eq!(page.get(0, 64).expect("live")[..8], index.to_le_bytes());
@@ -637,5 +920,91 @@ mod tests {
         assert!(w.garbage.is_empty());
         // SAFETY: the tree was never shared.
         unsafe { tree.free_all(geom.record_size) };
+    }
+    /// The first 8 bytes of the one record of page `index`.
+    fn value(tree: &PageTree, index: u64) -> u64 {
+        let bytes = tree.get(index).expect("page exists").get(0, 64).expect("live");
+        u64::from_le_bytes(bytes[..8].try_into().unwrap())
+    }
+
+    /// A private copy of page `index` whose record holds `value`.
+    fn changed_copy(tree: &PageTree, index: u64, value: u64) -> PageSlot {
+        let page = tree.get(index).expect("page exists");
+        let mut data = page.data(64).to_vec();
+        data[..8].copy_from_slice(&value.to_le_bytes());
+        let block = block::allocate_uncounted(data.len());
+        block::count_allocated(1, data.len());
+        // SAFETY: a fresh block of the page's size, used for this copy only.
+        unsafe { page.private_copy_into(block, &data, 64) }
+    }
+
+    /// Drafts swap in the leaves they copied, retiring each with the pages it replaced; a
+    /// draft whose leaf was copied again since has its pages put one by one, keeping the other
+    /// change to that leaf.
+    #[test]
+    fn drafts_replace_their_leaves_or_fall_back_to_page_puts() {
+        let geom = Geometry::new(64);
+        let mut tree = PageTree::default();
+        let mut w1 = Writer::new(1);
+        for index in 0..40u64 {
+            let mut page = tree.page_mut(index, &mut w1);
+            let slot = page.ensure_slot(0, &geom, &mut w1);
+            page.slot_bytes_mut(slot, 64, &mut w1)[..8].copy_from_slice(&index.to_le_bytes());
+            page.set_live(0, true);
+        }
+        assert!(w1.garbage.is_empty());
+        let published = tree;
+
+        // Drafts of leaves 0 and 1 made from the published tree.
+        let leaves = published.leaves();
+        let mut d0 = DraftBuilder::new(leaves[0], leaves[0].slots, 64);
+        // A page set twice: the draft frees the copy it replaces.
+        // SAFETY: private copies made for the drafts, used by nothing else.
+        unsafe {
+            d0.set(3, changed_copy(&published, 3, 1003));
+            d0.set(7, changed_copy(&published, 7, 1));
+            d0.set(7, changed_copy(&published, 7, 1007));
+        }
+        let mut d1 = DraftBuilder::new(leaves[1], leaves[1].slots, 64);
+        // SAFETY: as above.
+        unsafe { d1.set(4, changed_copy(&published, 20, 1020)) };
+        let drafts = vec![d0.finish(), d1.finish()];
+        assert_eq!(drafts[0].indices().collect::<Vec<_>>(), [3, 7]);
+        assert_eq!(drafts[1].page(20).map(|p| p.len()), Some(1));
+        assert!(drafts[1].page(21).is_none());
+
+        // Another commit copies leaf 0 (changing page 5) before the drafts are installed.
+        let mut next = published;
+        let mut w2 = Writer::new(2);
+        {
+            let mut page = next.page_mut(5, &mut w2);
+            page.slot_bytes_mut(0, 64, &mut w2)[..8].copy_from_slice(&505u64.to_le_bytes());
+        }
+        next.put_drafts(drafts, &mut w2);
+        for index in 0..40u64 {
+            let want = match index {
+                3 => 1003,
+                5 => 505,
+                7 => 1007,
+                20 => 1020,
+                i => i,
+            };
+            assert_eq!(value(&next, index), want, "page {index} of the new tree");
+            assert_eq!(value(&published, index), index, "page {index} of the published tree");
+        }
+        // Leaf 1 was swapped whole: retired with page 20's old block.
+        let retired_leaf = w2.garbage.iter().any(
+            |g| matches!(g, Garbage::Leaf { node, pages, .. } if *node == leaves[1].node && *pages == 1 << 4),
+        );
+        assert!(retired_leaf, "leaf 1 is retired with the page it replaced");
+        drop(leaves);
+        // SAFETY: the published tree's replaced nodes and blocks are in the garbage, its
+        // others are shared with the new tree, which nothing else uses: free each once.
+        unsafe {
+            for g in std::mem::take(&mut w2.garbage) {
+                g.free();
+            }
+            next.free_all(64);
+        }
     }
 }

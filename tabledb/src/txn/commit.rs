@@ -154,7 +154,7 @@ pub(crate) fn log_bytes(stages: &[TableStage]) -> u64 {
                 ChangeKind::Cancelled => 0,
             };
         }
-        for (_, page) in &stage.replaced {
+        for (_, page) in stage.replaced.pages() {
             bytes += page.live_count() as u64 * put;
         }
     }
@@ -333,10 +333,9 @@ pub(crate) fn apply(
         let mut table = (**now).clone();
         // Whole pages first (parallel updates; the table is unchanged since the transaction
         // started, checked above), then record-level changes on top.
-        let rs = table.geom.record_size;
         let replaced = std::mem::take(&mut stage.replaced);
         stage.installed.extend(replaced.keys());
-        table.tree.put_pages(replaced, rs, w);
+        table.tree.put_drafts(replaced.into_drafts(), w);
         for (k, c) in stage.changes.iter().enumerate() {
             // Changes to random records each miss the cache; fetching their tree leaves and
             // pages some changes ahead overlaps those misses instead of paying them one after

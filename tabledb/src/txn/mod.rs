@@ -28,16 +28,21 @@ use rayon::prelude::*;
 
 use crate::storage::block;
 use crate::storage::iter::cast_record;
-use crate::storage::page::{OwnedPage, PageSlot, free_page};
+use crate::storage::page::PageSlot;
 use crate::storage::snapshot::{Snapshot, TableKey, TableRef};
 use crate::storage::table_data::{TableData, prefetch};
+use crate::storage::tree::{DraftBuilder, LEAF_FANOUT, LeafDraft, LeafView};
 use crate::table::{FieldHandle, Table};
 use crate::types::FieldType;
+use stage::PageMap;
 
 /// Tree leaves (of 16 pages each) one task of [`Transaction::par_update`] copies in a row.
 const PAR_UPDATE_LEAVES: usize = 4;
 
-/// Private copies of the pages of a run that `apply`, run on each live record, changes.
+/// Private copies of the pages of some whole leaves that `apply`, run on each live record,
+/// changes, as drafts of those leaves: the commit then swaps in each leaf whole instead of
+/// putting its pages one by one. `earlier` holds the drafts of earlier parallel updates in the
+/// same transaction, whose pages this one starts from.
 ///
 /// Pages are scattered blocks, so the run is software-pipelined: the page [`COPY_AHEAD`]
 /// steps ahead is fetched while the current one is worked on. Each page is copied into a
@@ -46,22 +51,37 @@ const PAR_UPDATE_LEAVES: usize = 4;
 /// block, written with streaming stores (it is not read again soon, so it need not be
 /// fetched first).
 fn copy_run(
-    run: &[(u64, &PageSlot)],
+    leaves: &[LeafView<'_>],
+    earlier: &PageMap,
     rs: usize,
     shift: u32,
     apply: &(impl Fn(RecordId, &mut [u8]) + Sync),
-) -> Vec<(u64, OwnedPage)> {
+) -> Vec<LeafDraft> {
+    // The transaction's view of each leaf: an earlier update's draft of it, or the leaf.
+    let views: Vec<&[PageSlot; LEAF_FANOUT]> = leaves
+        .iter()
+        .map(|leaf| earlier.leaf(leaf.first_page).map_or(leaf.slots, LeafDraft::slots))
+        .collect();
+    // The pages that exist, in order, with the position of their leaf in `leaves`.
+    let run: Vec<(u64, &PageSlot, usize)> = views
+        .iter()
+        .enumerate()
+        .flat_map(|(k, slots)| {
+            (leaves[k].first_page..).zip(slots.iter()).map(move |(index, page)| (index, page, k))
+        })
+        .filter(|(_, page, _)| page.exists())
+        .collect();
     /// A line of the work buffer, aligned like a block so records in it are aligned.
     #[derive(Clone, Copy)]
     #[repr(C, align(64))]
     struct Line([u8; 64]);
     const COPY_AHEAD: usize = 4;
-    let most = run.iter().map(|(_, page)| page.len() * rs).max().unwrap_or(0);
+    let most = run.iter().map(|(_, page, _)| page.len() * rs).max().unwrap_or(0);
     let mut lines = vec![Line([0; 64]); most.div_ceil(64)];
     // SAFETY: `lines` is `most.div_ceil(64) * 64 >= most` initialized bytes, borrowed
     // exclusively by the slice for as long as it lives.
     let buf = unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), most) };
-    for &(_, page) in run.iter().take(COPY_AHEAD) {
+    for &(_, page, _) in run.iter().take(COPY_AHEAD) {
         prefetch(page.data(rs));
     }
     /// Counts the blocks made, once for the run, also when `apply` panics (after the copies
@@ -92,9 +112,11 @@ fn copy_run(
     }
     const RESERVE_FIRST: usize = 16;
     let mut reserved = Reserved { blocks: Vec::new(), used: 0, size: most };
-    let mut out = Vec::with_capacity(run.len());
-    for (k, &(index, page)) in run.iter().enumerate() {
-        if let Some(&(_, ahead)) = run.get(k + COPY_AHEAD) {
+    let mut out: Vec<LeafDraft> = Vec::with_capacity(leaves.len());
+    // The draft of the leaf being copied, once one of its pages changed.
+    let mut draft: Option<DraftBuilder<'_>> = None;
+    for (k, &(index, page, leaf)) in run.iter().enumerate() {
+        if let Some(&(_, ahead, _)) = run.get(k + COPY_AHEAD) {
             prefetch(ahead.data(rs));
         }
         let src = page.data(rs);
@@ -126,13 +148,20 @@ fn copy_run(
                 block::allocate_uncounted(data.len()).as_ptr()
             };
             let block = NonNull::new(block).expect("blocks are non-null");
+            let first_page = leaves[leaf].first_page;
+            if draft.as_ref().is_some_and(|d| d.first_page() != first_page) {
+                out.extend(draft.take().map(DraftBuilder::finish));
+            }
+            let draft = draft.get_or_insert_with(|| DraftBuilder::new(leaves[leaf], views[leaf], rs));
             // SAFETY: the block is a new one of `data.len()` bytes, used for this copy only,
-            // which then owns it (a page that changed has records, so a block).
-            out.push((index, unsafe { OwnedPage::new(page.private_copy_into(block, data, rs), rs) }));
+            // which then owns it (a page that changed has records, so a block); the draft
+            // takes the copy.
+            unsafe { draft.set((index - first_page) as usize, page.private_copy_into(block, data, rs)) };
             count.blocks += 1;
             count.bytes += data.len();
         }
     }
+    out.extend(draft.take().map(DraftBuilder::finish));
     // The copies are handed to the committing thread.
     block::stream_fence();
     out
@@ -514,34 +543,19 @@ impl Transaction {
         // other fields from the pages first, before the copies made here replace the pages
         // (which would give them `f`'s changes twice).
         let staged = self.stages[i].staged_records_mut();
-        let changed_pages: Vec<(u64, PageSlot)> = {
-            let replaced = &self.stages[i].replaced;
-            // Each task takes a few whole leaves of the tree and copies their pages.
+        let drafts: Vec<LeafDraft> = {
+            let earlier = &self.stages[i].replaced;
+            // Each task takes a few whole leaves of the tree, copies the pages that change and
+            // drafts the leaves that hold them.
             let leaves = base.tree.leaves();
-            let runs: Vec<Vec<(u64, OwnedPage)>> = leaves
+            let runs: Vec<Vec<LeafDraft>> = leaves
                 .par_chunks(PAR_UPDATE_LEAVES)
-                .map(|leaves| {
-                    let run: Vec<(u64, &PageSlot)> = leaves
-                        .iter()
-                        .flat_map(|&(first, slots)| (first..).zip(slots.iter()))
-                        .filter(|(_, page)| page.exists())
-                        .map(|(index, page)| (index, replaced.get(&index).unwrap_or(page)))
-                        .collect();
-                    copy_run(&run, rs, shift, &apply)
-                })
+                .map(|leaves| copy_run(leaves, earlier, rs, shift, &apply))
                 .collect();
-            let mut changed = Vec::with_capacity(runs.iter().map(Vec::len).sum());
-            for run in runs {
-                changed.extend(run.into_iter().map(|(index, copy)| (index, copy.into_slot())));
-            }
-            changed
+            runs.into_iter().flatten().collect()
         };
         let stage = &mut self.stages[i];
-        stage.replaced.merge(changed_pages, |old| {
-            // SAFETY: a replaced page is a private copy owned by this stage, now superseded
-            // and no longer in the map.
-            unsafe { free_page(&old, rs) };
-        });
+        stage.replaced.merge(drafts);
         for (id, slot) in staged {
             apply(id, stage.staged_bytes_mut(slot));
         }

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::ids::{RecordId, TableId};
-use crate::storage::page::{PageSlot, free_page};
+use crate::storage::page::PageSlot;
 use crate::storage::table_data::TableData;
+use crate::storage::tree::{LEAF_FANOUT, LeafDraft};
 
 /// Every field of a record: the dirty mask of a whole-record write.
 pub(crate) const ALL_FIELDS: u64 = u64::MAX;
@@ -91,9 +92,9 @@ pub(crate) struct TableStage {
     slots: u32,
     /// Net records added: inserts minus deletes.
     pub net_live: i64,
-    /// Pages rewritten as a whole by parallel updates: private blocks owned by this stage
-    /// (freed on abort, installed at commit), by page index. Record-level changes apply on
-    /// top of them.
+    /// Pages rewritten as a whole by parallel updates, in drafts of their leaves: private
+    /// blocks owned by this stage (freed on abort, installed at commit). Record-level changes
+    /// apply on top of them.
     pub replaced: PageMap,
     /// After commit: the indices of the replaced pages that were installed (for the log).
     pub installed: Vec<u64>,
@@ -102,86 +103,66 @@ pub(crate) struct TableStage {
     pub ids_taken: u64,
 }
 
-/// Pages by page index, in index order: a sorted vector, since whole-table updates build it
-/// in order in one go and commit installs it in order.
-#[derive(Default, Debug)]
+/// Pages replaced whole, as drafts of the tree leaves that hold them (see [`LeafDraft`]),
+/// in page order: whole-table updates build them in order in one go and commit installs
+/// each with one pointer swap.
+#[derive(Default)]
 pub struct PageMap {
-    pages: Vec<(u64, PageSlot)>,
+    leaves: Vec<LeafDraft>,
 }
 
 impl PageMap {
-    /// A map of pages already in strictly increasing index order.
-    pub fn from_sorted(pages: Vec<(u64, PageSlot)>) -> PageMap {
-        debug_assert!(pages.windows(2).all(|w| w[0].0 < w[1].0));
-        PageMap { pages }
-    }
-
     pub fn is_empty(&self) -> bool {
-        self.pages.is_empty()
+        self.leaves.is_empty()
     }
 
+    /// The draft of the leaf holding page `index`.
+    pub fn leaf(&self, index: u64) -> Option<&LeafDraft> {
+        let at = self.leaves.partition_point(|d| d.first_page() + LEAF_FANOUT as u64 <= index);
+        self.leaves.get(at).filter(|d| d.first_page() <= index)
+    }
+
+    /// The page at `index`, if it was replaced.
     pub fn get(&self, index: &u64) -> Option<&PageSlot> {
-        let at = self.pages.binary_search_by_key(index, |(i, _)| *i).ok()?;
-        Some(&self.pages[at].1)
+        self.leaf(*index)?.page(*index)
+    }
+
+    /// The replaced pages with their indices, in order.
+    pub fn pages(&self) -> impl Iterator<Item = (u64, &PageSlot)> + '_ {
+        self.leaves.iter().flat_map(LeafDraft::pages)
     }
 
     pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
-        self.pages.iter().map(|(i, _)| *i)
+        self.leaves.iter().flat_map(LeafDraft::indices)
     }
 
-    /// Adds pages in strictly increasing index order, replacing those with the same index;
-    /// `replaced` gets each page that was replaced.
-    pub fn merge(&mut self, pages: Vec<(u64, PageSlot)>, mut replaced: impl FnMut(PageSlot)) {
-        if self.pages.is_empty() {
-            *self = PageMap::from_sorted(pages);
+    /// Adds drafts in page order, each made from this map's draft of its leaf if there was
+    /// one (which it takes over).
+    pub fn merge(&mut self, drafts: Vec<LeafDraft>) {
+        debug_assert!(drafts.windows(2).all(|w| w[0].first_page() < w[1].first_page()));
+        if self.leaves.is_empty() {
+            self.leaves = drafts;
             return;
         }
-        let old = std::mem::take(&mut self.pages);
-        let mut merged = Vec::with_capacity(old.len() + pages.len());
+        let old = std::mem::take(&mut self.leaves);
+        let mut merged = Vec::with_capacity(old.len() + drafts.len());
         let mut old = old.into_iter().peekable();
-        for (index, page) in pages {
-            while let Some(o) = old.next_if(|(i, _)| *i < index) {
+        for mut draft in drafts {
+            while let Some(o) = old.next_if(|o| o.first_page() < draft.first_page()) {
                 merged.push(o);
             }
-            if let Some((_, superseded)) = old.next_if(|(i, _)| *i == index) {
-                replaced(superseded);
+            if let Some(earlier) = old.next_if(|o| o.first_page() == draft.first_page()) {
+                draft.absorb(earlier);
             }
-            merged.push((index, page));
+            merged.push(draft);
         }
         merged.extend(old);
-        self.pages = merged;
+        self.leaves = merged;
     }
-}
 
-impl<'a> IntoIterator for &'a PageMap {
-    type Item = (&'a u64, &'a PageSlot);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (u64, PageSlot)>,
-        fn(&'a (u64, PageSlot)) -> (&'a u64, &'a PageSlot),
-    >;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.pages.iter().map(|(i, p)| (i, p))
-    }
-}
-
-impl IntoIterator for PageMap {
-    type Item = (u64, PageSlot);
-    type IntoIter = std::vec::IntoIter<(u64, PageSlot)>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.pages.into_iter()
-    }
-}
-
-impl Drop for TableStage {
-    fn drop(&mut self) {
-        let rs = self.base.geom.record_size;
-        for (_, page) in std::mem::take(&mut self.replaced) {
-            // SAFETY: replaced pages are private copies owned by this stage; commit takes the
-            // ones it installs out of the map first, so these were never published.
-            unsafe { free_page(&page, rs) };
-        }
+    /// The drafts, for commit to install.
+    pub fn into_drafts(self) -> Vec<LeafDraft> {
+        self.leaves
     }
 }
 
