@@ -154,9 +154,41 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
         }
         return;
     }
-    let (mut blocks, mut bytes) = (0, 0);
-    let mut run: Vec<usize> = Vec::new();
-    let mut run_size = 0;
+    /// Blocks to free, gathered into runs of one size; counted once for the batch.
+    #[derive(Default)]
+    struct Runs {
+        run: Vec<usize>,
+        size: usize,
+        blocks: usize,
+        bytes: usize,
+    }
+    impl Runs {
+        /// # Safety
+        ///
+        /// As for [`free_in_order`], for `block`.
+        unsafe fn push(&mut self, block: NonNull<u8>, size: usize) {
+            if size != self.size {
+                // SAFETY: per the callers of `push`, for every block of the run.
+                unsafe { self.flush() };
+            }
+            self.size = size;
+            self.run.push(block.as_ptr() as usize);
+            self.blocks += 1;
+            self.bytes += size;
+        }
+
+        /// # Safety
+        ///
+        /// As for [`free_in_order`], for every block pushed.
+        unsafe fn flush(&mut self) {
+            if !self.run.is_empty() {
+                // SAFETY: per the caller.
+                unsafe { free_in_order(&mut self.run, self.size) };
+                self.run.clear();
+            }
+        }
+    }
+    let mut runs = Runs::default();
     /// Items ahead whose leaf is fetched: freeing a leaf's pages reads its entries.
     const AHEAD: usize = 16;
     let leaves: Vec<NonNull<Node>> = batch
@@ -165,50 +197,33 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
         .collect();
     let mut next_leaf = 0;
     for g in batch {
-        if let Garbage::Leaf { .. } = g {
-            if let Some(ahead) = leaves.get(next_leaf + AHEAD) {
-                super::tree::prefetch_leaf_entries(*ahead);
-            }
-            next_leaf += 1;
-        }
         match g {
             Garbage::Block(ptr, size) => {
-                if size != run_size && !run.is_empty() {
-                    // SAFETY: per the caller; every block in `run` is an unreachable block of
-                    // `run_size` bytes from `block::allocate`, freed once, counted below.
-                    unsafe { free_in_order(&mut run, run_size) };
-                    run.clear();
-                }
-                run_size = size;
-                run.push(ptr.as_ptr() as usize);
-                blocks += 1;
-                bytes += size;
+                // SAFETY: per the caller, the block is unreachable, of this size from
+                // `block::allocate`, freed once, and counted below.
+                unsafe { runs.push(ptr, size) }
             }
             Garbage::Leaf { node, pages, record_size } => {
-                // SAFETY: per the caller, the leaf is unreachable and freed once.
-                for (block, size) in unsafe { super::tree::leaf_blocks(node, pages, record_size) } {
-                    if size != run_size && !run.is_empty() {
-                        // SAFETY: as below.
-                        unsafe { free_in_order(&mut run, run_size) };
-                        run.clear();
-                    }
-                    run_size = size;
-                    run.push(block.as_ptr() as usize);
-                    blocks += 1;
-                    bytes += size;
+                if let Some(ahead) = leaves.get(next_leaf + AHEAD) {
+                    super::tree::prefetch_leaf_entries(*ahead);
                 }
-                // SAFETY: as above.
-                unsafe { super::tree::free_one(node) };
+                next_leaf += 1;
+                // SAFETY: per the caller, the leaf is unreachable and freed once, and so are
+                // its blocks (as above), which are read before it is freed.
+                unsafe {
+                    for (block, size) in super::tree::leaf_blocks(node, pages, record_size) {
+                        runs.push(block, size);
+                    }
+                    super::tree::free_one(node);
+                }
             }
             // SAFETY: per the caller.
             other => unsafe { other.free() },
         }
     }
-    if !run.is_empty() {
-        // SAFETY: as above.
-        unsafe { free_in_order(&mut run, run_size) };
-    }
-    block::count_freed(blocks, bytes);
+    // SAFETY: as above.
+    unsafe { runs.flush() };
+    block::count_freed(runs.blocks, runs.bytes);
 }
 
 /// Frees blocks into the shared cache so that it hands them out again in the order they were
