@@ -29,7 +29,8 @@ pub(crate) enum Garbage {
     Leaf { node: NonNull<Node>, pages: u16, record_size: usize },
 }
 
-// SAFETY: garbage is only freed, never read, and is handed between threads under a mutex.
+// SAFETY: garbage is handed between threads under a mutex and only freed; what freeing reads
+// (the entries of a retired leaf) was published, so it is immutable, and nothing else reaches it.
 unsafe impl Send for Garbage {}
 
 impl Garbage {
