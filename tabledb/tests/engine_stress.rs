@@ -13,24 +13,8 @@ use rayon::iter::ParallelIterator;
 use tabledb::schema::FieldDef;
 use tabledb::{Config, Database, RecordId, Snapshot, Table, TableRef, Transaction};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-    fn chance(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+mod common;
+use common::Rng;
 
 macro_rules! rec {
     ($name:ident, $n:expr) => {
