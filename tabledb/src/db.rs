@@ -375,7 +375,8 @@ impl Database {
     /// Commits transactions in the given order as one group, published in one snapshot (and,
     /// when persistent, one log entry covered by one fsync): much cheaper than committing them
     /// one by one, with the same result as committing them in that order. Each is validated
-    /// against the state the ones before it leave. A transaction refused for another reason
+    /// against the state the ones before it leave, a read-only one included (its reads must
+    /// still hold there). A transaction refused for another reason
     /// than a conflict gets its error and the group goes on; at the first conflict the group
     /// stops — that transaction gets the conflict, and the ones after it are returned
     /// unattempted, so the caller can retry in order. A group whose log entry would pass the

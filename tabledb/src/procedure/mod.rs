@@ -153,6 +153,10 @@ impl Procedure {
             // A timeout too long to be represented as an instant is no deadline at all.
             let deadline = self.timeout.and_then(|t| Instant::now().checked_add(t));
             let out = self.run(&mut tx, args.clone(), deadline)?;
+            // Past its timeout, a call is discarded, as the runtime discards it.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(ProcError::TimedOut { procedure: self.name.to_owned() });
+            }
             match tx.commit() {
                 Ok(_) => return Ok(out),
                 Err(e) if e.is_conflict() => last = Some(e),
@@ -176,14 +180,7 @@ impl Procedure {
         if IN_PROCEDURE.with(Cell::get) {
             return Err(ProcError::Nested { procedure: self.name.to_owned() });
         }
-        struct Reset;
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                IN_PROCEDURE.with(|f| f.set(false));
-            }
-        }
-        IN_PROCEDURE.with(|f| f.set(true));
-        let _reset = Reset;
+        let _reset = Restore(IN_PROCEDURE.with(|f| f.replace(true)));
         let invoke = self.invoke;
         let name = self.name;
         let mut ctx = ProcCtx::new(tx, name, deadline);
@@ -204,6 +201,23 @@ impl Procedure {
 thread_local! {
     /// Set while a procedure body runs on this thread: procedures may not call procedures.
     static IN_PROCEDURE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Puts back the flag's earlier value when dropped.
+struct Restore(bool);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        IN_PROCEDURE.with(|f| f.set(self.0));
+    }
+}
+
+/// Runs `f` as a task of its own, outside any procedure this thread is in the middle of: a
+/// worker that waits inside a procedure (in a Rayon join, as parallel iteration does) runs
+/// other tasks meanwhile, which are not nested calls.
+pub(crate) fn outside_procedure<R>(f: impl FnOnce() -> R) -> R {
+    let _restore = Restore(IN_PROCEDURE.with(|c| c.replace(false)));
+    f()
 }
 
 /// True while a procedure body runs on this thread.

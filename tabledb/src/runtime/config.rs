@@ -93,6 +93,9 @@ impl RuntimeConfig {
             });
         }
         for (what, v) in [
+            // A phase with no time never runs: requests or calls would wait forever.
+            ("api_budget_pct", self.api_budget_pct as usize),
+            ("procedure_budget_pct", self.procedure_budget_pct as usize),
             ("max_api_requests_per_tick", self.max_api_requests_per_tick),
             ("procedure_attempts", self.procedure_attempts as usize),
             ("max_calls_in_flight", self.max_calls_in_flight),

@@ -296,7 +296,20 @@ impl Loop {
             let finished: Vec<Done> = runs
                 .into_iter()
                 .map(|(no, attempt, procedure, args, deadline)| {
-                    let (result, tx, elapsed) = run_call(&db, &procedure, &args, deadline);
+                    // A call already answered with a timeout is not run: the loop discards
+                    // its result, and running it would only hold up the calls behind it.
+                    if Instant::now() >= deadline {
+                        let result = Err(ProcError::TimedOut { procedure: procedure.name.to_owned() });
+                        return Done {
+                            no,
+                            attempt,
+                            result,
+                            tx: Box::new(db.begin()),
+                            elapsed: Duration::ZERO,
+                        };
+                    }
+                    let (result, tx, elapsed) =
+                        crate::procedure::outside_procedure(|| run_call(&db, &procedure, &args, deadline));
                     Done { no, attempt, result, tx, elapsed }
                 })
                 .collect();
@@ -372,6 +385,8 @@ impl Loop {
     fn commit_ready(&mut self, deadline: Instant) {
         let mut limit = MAX_COMMIT_GROUP;
         loop {
+            // A call retried here may have run past its deadline.
+            self.expire();
             // Every finished call at the front, in queue order; failed ones are answered
             // (they commit nothing), the others committed as one group.
             let mut group: Vec<(Call, Value)> = Vec::new();
@@ -387,9 +402,14 @@ impl Loop {
                         group.push((call, value));
                         txs.push(*tx);
                     }
-                    Err(e @ (ProcError::Failed(_) | ProcError::Db(_)))
-                        if call.attempts < self.core.config.procedure_attempts =>
-                    {
+                    // Failures that depend on what the call read (its own error, a database
+                    // error, a panic, a result JSON cannot hold).
+                    Err(
+                        e @ (ProcError::Failed(_)
+                        | ProcError::Db(_)
+                        | ProcError::Panicked { .. }
+                        | ProcError::BadResult { .. }),
+                    ) if call.attempts < self.core.config.procedure_attempts => {
                         if !group.is_empty() {
                             // Judged against the state the calls before it leave: commit
                             // those first.
@@ -398,20 +418,13 @@ impl Loop {
                             break;
                         }
                         if tx.reads_are_current() {
-                            self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
-                            (call.reply)(Err(e));
+                            self.fail(call, e);
                         } else {
                             stale = Some(call);
                             break;
                         }
                     }
-                    Err(e) => {
-                        if matches!(e, ProcError::Panicked { .. }) {
-                            self.core.metrics.procedures_panicked.fetch_add(1, Ordering::Relaxed);
-                        }
-                        self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
-                        (call.reply)(Err(e));
-                    }
+                    Err(e) => self.fail(call, e),
                 }
             }
             if group.is_empty() {
@@ -470,12 +483,21 @@ impl Loop {
         }
     }
 
+    /// Answers `call` with its error: its transaction is discarded.
+    fn fail(&self, call: Call, e: ProcError) {
+        if matches!(e, ProcError::Panicked { .. }) {
+            self.core.metrics.procedures_panicked.fetch_add(1, Ordering::Relaxed);
+        }
+        self.core.metrics.procedures_aborted.fetch_add(1, Ordering::Relaxed);
+        (call.reply)(Err(e));
+    }
+
     /// Runs `call` again on the latest snapshot, first in line: nothing behind it commits
     /// before it, so it does not conflict again (unless the program also commits to the
     /// database directly). A quick call runs right here when the phase has time for it, and
     /// then this returns true; others go to the worker pool.
     fn retry(&mut self, mut call: Call, deadline: Instant) -> bool {
-        if call.last_run <= INLINE_RETRY_MAX && Instant::now() + call.last_run < deadline {
+        if call.last_run <= INLINE_RETRY_MAX && Instant::now() + call.last_run < deadline.min(call.deadline) {
             call.attempts += 1;
             self.core.metrics.procedures_run.fetch_add(1, Ordering::Relaxed);
             self.core.metrics.procedures_retried.fetch_add(1, Ordering::Relaxed);

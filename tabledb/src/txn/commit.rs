@@ -85,7 +85,18 @@ pub(crate) fn commit_group(
         let mut stages = std::mem::take(&mut tx.stages);
         stages.retain(|s| !s.changes.is_empty() || !s.replaced.is_empty());
         if stages.is_empty() {
-            results.push(Ok(CommitInfo { seq: tx.start.seq, read_only: true }));
+            // A read-only transaction is judged too: what it read must still hold in the state
+            // the ones before it leave, as if it ran after them.
+            match validate_reads(&tx, &next) {
+                Ok(()) => results.push(Ok(CommitInfo { seq: tx.start.seq, read_only: true })),
+                Err(e) => {
+                    shared.stats.count_abort();
+                    shared.stats.count_conflict();
+                    results.push(Err(e));
+                    rest.extend(txs);
+                    break;
+                }
+            }
             continue;
         }
         let bytes = match logged_bytes(&stages, log_limit) {
