@@ -5,7 +5,7 @@
 mod common;
 
 use common::{ROUTES, TestServer, all_records, check_openapi_paths};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[test]
 fn tables_fields_and_compaction() {
@@ -66,8 +66,9 @@ fn tables_fields_and_compaction() {
         json!({ "id": a, "hp": 5, "tag": "a", "level": 0 })
     );
     s.patch(&format!("/tables/unit/records/{a}"), &json!({ "level": 3 })).expect(200);
-    let msg =
-        s.post("/tables/unit/fields", &json!({ "name": "level", "type": "u8" })).expect_error(400, None);
+    let msg = s
+        .post("/tables/unit/fields", &json!({ "name": "level", "type": "u8" }))
+        .expect_error(409, Some("field_exists"));
     assert!(msg.contains("level"), "{msg}");
     s.post("/tables/unit/fields", &json!({ "name": "x" })).expect_error(400, None);
 
@@ -373,4 +374,44 @@ fn default_relation_names_of_different_relations_do_not_clash() {
         .expect_error(409, Some("constraint_violation"));
     assert!(msg.contains("give another `name`"), "{msg}");
     assert_eq!(s.get("/relations").expect(200).as_array().map(Vec::len), Some(2));
+}
+
+/// Creating something whose name is taken is a conflict (409): a table, a type, and a field
+/// the table already has. Nothing changes.
+#[test]
+fn adding_a_field_that_exists_is_a_conflict_like_a_table_or_type_that_exists() {
+    let s = TestServer::start(&[]);
+    s.post("/tables/t", &json!({ "fields": [{ "name": "hp", "type": "u32" }] })).expect(201);
+    s.post("/tables/t", &json!({ "fields": [{ "name": "hp", "type": "u32" }] })).expect_error(409, None);
+    let def = json!({ "name": "vec2", "fields": [{ "name": "x", "type": "f32" }] });
+    s.post("/types", &def).expect(201);
+    s.post("/types", &def).expect_error(409, None);
+    let m = s
+        .post("/tables/t/fields", &json!({ "name": "hp", "type": "u8" }))
+        .expect_error(409, Some("field_exists"));
+    assert!(m.contains("hp"), "{m}");
+    assert_eq!(s.get("/tables/t/fields/hp").expect(200)["type"], "u32", "nothing changed");
+    // Twice in one new table's body is a bad body, not a conflict.
+    let twice = json!({ "fields": [{ "name": "a", "type": "u8" }, { "name": "a", "type": "u8" }] });
+    s.post("/tables/u", &twice).expect_error(400, Some("field_exists"));
+}
+
+/// A table has at most 1024 fields: a wider one is refused before any work is done on it, and
+/// so is a field past the limit.
+#[test]
+fn tables_have_a_limited_number_of_fields() {
+    let s = TestServer::start(&[]);
+    let fields = |n: usize| -> Vec<Value> {
+        (0..n).map(|i| json!({ "name": format!("f{i}"), "type": "u8" })).collect()
+    };
+    let m =
+        s.post("/tables/wide", &json!({ "fields": fields(30_000) })).expect_error(422, Some("limit_reached"));
+    assert!(m.contains("fields of one table") && m.contains("1024"), "{m}");
+    s.get("/tables/wide").expect_error(404, None);
+    s.post("/tables/full", &json!({ "fields": fields(1024) })).expect(201);
+    let m = s
+        .post("/tables/full/fields", &json!({ "name": "more", "type": "u8" }))
+        .expect_error(422, Some("limit_reached"));
+    assert!(m.contains("fields of one table"), "{m}");
+    assert_eq!(s.get("/tables/full").expect(200)["fields"].as_array().map(Vec::len), Some(1024));
 }

@@ -143,7 +143,7 @@ pub fn document(s: &AppState) -> Value {
     let write_fails = [
         ("400", "Bad input; the message names the field"),
         ("404", "Unknown table or record"),
-        ("409", "A conflict or a relation violated"),
+        ("409", "A conflict, a relation violated, or a name that is taken"),
         ("413", "Body over the size limit"),
         ("415", "Body is not JSON"),
         ("503", "The request queue is full (see Retry-After)"),
@@ -151,7 +151,7 @@ pub fn document(s: &AppState) -> Value {
     // Writes that store more: they can reach a limit of the database.
     let limit = (
         "422",
-        "A limit of the database reached (tables, types, relations, records per table, database bytes, bytes of one commit)",
+        "A limit of the database reached (tables, fields of a table, types, relations, records per table, database bytes, bytes of one commit)",
     );
     let grow_fails: Vec<(&str, &str)> = write_fails.iter().copied().chain([limit]).collect();
     let grow_fails = grow_fails.as_slice();

@@ -220,7 +220,9 @@ pub async fn add_field(
             db.add_field(&name, &field)?;
             table_json(&db.snapshot(), &name)
         })))
-        .await?;
+        .await
+        // A field the table already has is taken, like a table or type name.
+        .map_err(|e| if e.code == "field_exists" { e.with_status(StatusCode::CONFLICT) } else { e })?;
     Ok(created_at(&location, v))
 }
 

@@ -19,6 +19,8 @@ pub struct Config {
     pub max_relations: usize,
     /// Composite types a database may hold.
     pub max_types: usize,
+    /// Fields one table may have.
+    pub max_fields_per_table: usize,
 }
 
 impl Default for Config {
@@ -30,6 +32,7 @@ impl Default for Config {
             max_read_set: 1 << 20,
             max_relations: 1024,
             max_types: 1024,
+            max_fields_per_table: 1024,
         }
     }
 }

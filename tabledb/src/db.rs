@@ -474,6 +474,7 @@ impl Database {
     /// Creates a table from field definitions: `("hp", "u32")`, `("name", "string")` ...
     pub fn create_table_from_defs(&self, name: &str, fields: &[FieldDef]) -> Result<TableId> {
         self.ddl(|d| {
+            check_field_count(&self.shared.config, fields.len())?;
             let schema = TableSchema::from_defs(name, fields, &mut d.catalog.types)?;
             add_table(&self.shared.config, d, schema)
         })
@@ -581,6 +582,7 @@ impl Database {
     pub fn add_field(&self, table: &str, field: &FieldDef) -> Result<()> {
         self.ddl(|d| {
             let data = d.current.find(table)?.clone();
+            check_field_count(&self.shared.config, data.schema.fields.len() + 1)?;
             let layout = d
                 .catalog
                 .types
@@ -803,10 +805,22 @@ fn default_relation_name(
         .expect("finitely many relations take finitely many names")
 }
 
+/// Refuses a table of `fields` fields when that is over the limit.
+fn check_field_count(config: &Config, fields: usize) -> Result<()> {
+    if fields > config.max_fields_per_table {
+        return Err(Error::LimitReached {
+            what: "fields of one table",
+            limit: config.max_fields_per_table as u64,
+        });
+    }
+    Ok(())
+}
+
 fn add_table(config: &Config, d: &mut Ddl<'_>, schema: TableSchema) -> Result<TableId> {
     if d.catalog.names.contains_key(&schema.name) {
         return Err(Error::TableExists(schema.name));
     }
+    check_field_count(config, schema.fields.len())?;
     if d.catalog.names.len() >= config.max_tables {
         return Err(Error::LimitReached { what: "tables", limit: config.max_tables as u64 });
     }

@@ -89,6 +89,7 @@ impl Error {
             Error::Schema(SchemaError::MissingField { .. }) => "missing_field",
             Error::Schema(SchemaError::RecordSize { .. }) => "invalid_record",
             Error::Schema(SchemaError::InvalidName { .. }) => "invalid_name",
+            Error::Schema(SchemaError::DuplicateField { .. }) => "field_exists",
             Error::Schema(_) => "invalid_schema",
             Error::Type(TypeError::UnknownType(_)) => "unknown_type",
             Error::Type(TypeError::DuplicateType(_)) => "type_exists",

@@ -612,3 +612,19 @@ fn a_transaction_of_another_database_is_refused_by_a_group_commit() {
     );
     assert_eq!(other.snapshot().len(theirs).unwrap(), 0);
 }
+
+/// A table has at most `max_fields_per_table` fields: a wider table, or a field past the
+/// limit, is refused and changes nothing.
+#[test]
+fn fields_per_table_are_limited() {
+    let db = Database::with_config(Config { max_fields_per_table: 3, ..Config::default() });
+    let defs = |n: usize| -> Vec<FieldDef> { (0..n).map(|i| FieldDef::new(format!("f{i}"), "u8")).collect() };
+    let err = db.create_table_from_defs("wide", &defs(4)).unwrap_err();
+    assert_eq!(err, Error::LimitReached { what: "fields of one table", limit: 3 });
+    assert_eq!(err.kind(), ErrorKind::Limit);
+    assert!(db.snapshot().schema("wide").is_err(), "nothing was created");
+    db.create_table_from_defs("full", &defs(3)).unwrap();
+    let err = db.add_field("full", &FieldDef::new("more", "u8")).unwrap_err();
+    assert_eq!(err, Error::LimitReached { what: "fields of one table", limit: 3 });
+    assert_eq!(db.snapshot().schema("full").unwrap().fields.len(), 3);
+}
