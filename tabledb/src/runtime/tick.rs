@@ -384,9 +384,12 @@ impl Loop {
     /// be what running it in queue order gives, so it runs again, like a conflicting call.
     fn commit_ready(&mut self, deadline: Instant) {
         let mut limit = MAX_COMMIT_GROUP;
+        // Set after a call was run again here: it may have run past its deadline.
+        let mut ran_inline = false;
         loop {
-            // A call retried here may have run past its deadline.
-            self.expire();
+            if std::mem::take(&mut ran_inline) {
+                self.expire();
+            }
             // Every finished call at the front, in queue order; failed ones are answered
             // (they commit nothing), the others committed as one group.
             let mut group: Vec<(Call, Value)> = Vec::new();
@@ -431,6 +434,7 @@ impl Loop {
                 if let Some(call) = stale
                     && self.retry(call, deadline)
                 {
+                    ran_inline = true;
                     continue;
                 }
                 return;
@@ -475,10 +479,11 @@ impl Loop {
             } else {
                 (limit * 2).min(MAX_COMMIT_GROUP)
             };
-            if let Some(call) = retry
-                && !self.retry(call, deadline)
-            {
-                return;
+            if let Some(call) = retry {
+                if !self.retry(call, deadline) {
+                    return;
+                }
+                ran_inline = true;
             }
         }
     }
