@@ -11,6 +11,10 @@ pub const CHECKPOINT_HEADER_LEN: usize = 80;
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TDBWAL\0\0";
 pub const SEGMENT_HEADER_LEN: usize = 32;
+/// The log segment version written. Version 1 segments (still read) start at their first
+/// entry's sequence number; version 2 segments at one past the last one logged before them,
+/// so that a missing segment shows as a gap.
+pub const SEGMENT_VERSION: u32 = 2;
 
 /// A log frame: payload length and CRC32, then the payload.
 pub const FRAME_HEADER_LEN: usize = 8;
@@ -121,19 +125,19 @@ impl CheckpointHeader {
     }
 }
 
-/// The header of a log segment.
+/// The header of a log segment whose entries follow sequence number `first_seq - 1`.
 pub fn encode_segment_header(first_seq: u64) -> [u8; SEGMENT_HEADER_LEN] {
     let mut b = [0u8; SEGMENT_HEADER_LEN];
     b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-    b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
     b[16..24].copy_from_slice(&first_seq.to_le_bytes());
     let crc = crc32fast::hash(&b[0..24]);
     b[24..28].copy_from_slice(&crc.to_le_bytes());
     b
 }
 
-/// Checks a segment header and returns its first sequence number.
-pub fn decode_segment_header(b: &[u8]) -> Result<u64, String> {
+/// Checks a segment header and returns its version and first sequence number.
+pub fn decode_segment_header(b: &[u8]) -> Result<(u32, u64), String> {
     if b.len() < SEGMENT_HEADER_LEN {
         return Err(format!(
             "file of {} bytes is shorter than the {SEGMENT_HEADER_LEN}-byte header",
@@ -144,15 +148,15 @@ pub fn decode_segment_header(b: &[u8]) -> Result<u64, String> {
         return Err("not a tabledb log segment (bad magic at offset 0)".into());
     }
     let version = u32_at(b, 8);
-    if version != FORMAT_VERSION {
+    if !(1..=SEGMENT_VERSION).contains(&version) {
         return Err(format!(
-            "format version {version} at offset 8; this build reads version {FORMAT_VERSION}"
+            "format version {version} at offset 8; this build reads versions 1 to {SEGMENT_VERSION}"
         ));
     }
     if crc32fast::hash(&b[0..24]) != u32_at(b, 24) {
         return Err("header checksum mismatch at offset 24".into());
     }
-    Ok(u64_at(b, 16))
+    Ok((version, u64_at(b, 16)))
 }
 
 /// Appends a frame holding `payload` to `out`.
@@ -337,6 +341,22 @@ pub fn decode_commit(p: &[u8]) -> Result<(u64, Vec<Op<'_>>), PayloadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segment_headers_of_both_versions_are_read() {
+        assert_eq!(decode_segment_header(&encode_segment_header(42)), Ok((SEGMENT_VERSION, 42)));
+        // A version 1 header (written by earlier builds) differs only in its version.
+        let mut v1 = encode_segment_header(42);
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32fast::hash(&v1[0..24]);
+        v1[24..28].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_segment_header(&v1), Ok((1, 42)));
+        let mut v3 = v1;
+        v3[8..12].copy_from_slice(&3u32.to_le_bytes());
+        let crc = crc32fast::hash(&v3[0..24]);
+        v3[24..28].copy_from_slice(&crc.to_le_bytes());
+        assert!(decode_segment_header(&v3).unwrap_err().contains("version 3"));
+    }
 
     #[test]
     fn commits_round_trip() {

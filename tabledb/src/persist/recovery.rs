@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::format::{MAX_RECORD_ID, MAX_SEQ, Op};
 use super::manifest::Manifest;
-use super::wal::Wal;
+use super::wal::{Wal, WalOptions};
 use super::{Counters, PersistError, PersistOptions, Persistence, Stop, checkpoint};
 use crate::config::Config;
 use crate::error::Error;
@@ -129,9 +129,12 @@ pub(crate) fn open(
     let (wal, replay) = Wal::open(
         storage.clone(),
         dir.join("wal"),
-        options.wal_segment_max_bytes,
-        options.wal_buffer_max_bytes,
-        options.salvage,
+        WalOptions {
+            segment_max: options.wal_segment_max_bytes,
+            pending_max: options.wal_buffer_max_bytes,
+            salvage: options.salvage,
+            floor: manifest.log_floor(),
+        },
         stop.clone(),
         |seq, ops| {
             if seq > MAX_SEQ {

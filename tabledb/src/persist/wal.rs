@@ -82,18 +82,29 @@ pub struct ReplayReport {
     pub salvaged_at: Option<(String, u64, String)>,
 }
 
+/// How [`Wal::open`] opens a log.
+pub struct WalOptions {
+    /// Bytes after which a segment is closed and a new one begun.
+    pub segment_max: u64,
+    /// Bytes of commits waiting to be written, at most.
+    pub pending_max: usize,
+    /// Cut the log at damage instead of refusing it.
+    pub salvage: bool,
+    /// The checkpoints' floor: every entry at or below it is in a checkpoint.
+    pub floor: u64,
+}
+
 impl Wal {
     /// Replays the log in `dir` (calling `apply` for each commit in order), repairs a torn
     /// tail, and opens it for appending.
     pub fn open(
         storage: Arc<dyn Storage>,
         dir: PathBuf,
-        segment_max: u64,
-        pending_max: usize,
-        salvage: bool,
+        options: WalOptions,
         stop: Arc<Stop>,
         mut apply: impl FnMut(u64, &[Op<'_>]) -> Result<(), String>,
     ) -> Result<(Wal, ReplayReport), PersistError> {
+        let WalOptions { segment_max, pending_max, salvage, floor } = options;
         storage.create_dir_all(&dir).map_err(|e| PersistError::io(&dir, "create", e))?;
         let mut names: Vec<String> = storage
             .list(&dir)
@@ -112,8 +123,8 @@ impl Wal {
             let last = k + 1 == names.len();
             let bytes = storage.read(&path).map_err(|e| PersistError::io(&path, "read", e))?;
             let shown = format!("wal/{name}");
-            let first_seq = match decode_segment_header(&bytes) {
-                Ok(s) => s,
+            let (version, first_seq) = match decode_segment_header(&bytes) {
+                Ok(header) => header,
                 Err(_) if last && bytes.len() < SEGMENT_HEADER_LEN => {
                     // Crashed while starting this segment: it holds nothing.
                     report.torn_tail = Some((shown, 0));
@@ -122,6 +133,34 @@ impl Wal {
                 }
                 Err(e) => return Err(PersistError::Corrupt(format!("{shown}: {e}"))),
             };
+            // Where the log before this segment ends: its last entry, or where the segment
+            // before (which may hold none) starts.
+            let before = last_seq.max(segments.last().map_or(0, |s: &Segment| s.first_seq.saturating_sub(1)));
+            let gap = if *name != segment_name(first_seq) {
+                Some(format!("the header's first sequence number {first_seq} does not match the file name"))
+            } else if version < 2 {
+                // Version 1 segments start at their first entry: gaps are not visible.
+                None
+            } else if first_seq > before.max(floor).saturating_add(1) {
+                // Entries between are missing, unless checkpoints cover them.
+                Some(format!(
+                    "the log before this segment ends at sequence number {before} and the checkpoints cover it up to {floor}, but this segment follows {}: a segment is missing",
+                    first_seq - 1
+                ))
+            } else {
+                None
+            };
+            if let Some(problem) = gap {
+                if !salvage {
+                    return Err(PersistError::Corrupt(format!(
+                        "{shown}: {problem}; open with salvage to start from the {} entries before it",
+                        report.entries
+                    )));
+                }
+                report.salvaged_at = Some((shown, 0, problem));
+                cut = Some((k, 0));
+                break;
+            }
             report.segments += 1;
             segments.push(Segment { first_seq, name: name.clone() });
             let mut at = SEGMENT_HEADER_LEN;
@@ -241,7 +280,9 @@ impl Wal {
                 retry: Pending::default(),
                 roll: false,
             }),
-            durable: AtomicU64::new(last_seq),
+            // Segments are named after the last sequence number logged before them: nothing
+            // below the checkpoints' floor is logged any more.
+            durable: AtomicU64::new(last_seq.max(floor)),
             unwritten: AtomicUsize::new(0),
             written_since_checkpoint: AtomicU64::new(0),
             stop,
@@ -310,7 +351,9 @@ impl Wal {
             return Ok(self.durable_seq());
         }
         if out.file.is_none() || out.roll || out.len >= self.segment_max {
-            let first = out.retry.first_seq;
+            // The new segment follows the last entry written, so that recovery can tell a
+            // missing segment from sequence numbers that schema changes used.
+            let first = self.durable_seq() + 1;
             self.roll(&mut out, first)?;
         }
         let name = out.segments.last().map(|s| s.name.clone()).unwrap_or_default();
