@@ -108,12 +108,12 @@ fn bank_registry() -> ProcedureRegistry {
         .unwrap()
 }
 
-/// README: "commits them in the order they were queued: a call whose reads were changed by an
-/// earlier call runs again, so the outcome is the one running them one by one would give."
-/// A read-only call is not re-judged: it answers what it saw on the tick's snapshot.
-#[test]
-fn a_read_only_call_queued_after_a_transfer_sees_the_transfer() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// Queues a transfer of 1000 from account 1 to account 2 (each starting with 1000), then the
+/// call `second` with `args`, in one tick, and returns both answers.
+fn after_a_transfer(
+    second: &str,
+    args: impl FnOnce(&[RecordId]) -> Value,
+) -> (Result<Value, ProcError>, Result<Value, ProcError>) {
     let (db, ids) = bank(&[1_000, 1_000]);
     let rt =
         Runtime::start(db, bank_registry(), RuntimeConfig { worker_threads: Some(2), ..Default::default() })
@@ -121,44 +121,38 @@ fn a_read_only_call_queued_after_a_transfer_sees_the_transfer() {
     let h = rt.handle();
     let release = hold(&h);
     let (r1, rx1) = reply();
-    let args = json!({"from": ids[0].0, "to": ids[1].0, "amount": 1_000, "ms": 30});
-    h.submit(Job::Call { name: "transfer".into(), args }, r1).unwrap();
+    let transfer = json!({"from": ids[0].0, "to": ids[1].0, "amount": 1_000, "ms": 30});
+    h.submit(Job::Call { name: "transfer".into(), args: transfer }, r1).unwrap();
     let (r2, rx2) = reply();
-    h.submit(Job::Call { name: "balance".into(), args: json!({"id": ids[1].0}) }, r2).unwrap();
+    h.submit(Job::Call { name: second.into(), args: args(&ids) }, r2).unwrap();
     release.send(()).unwrap();
-    assert_eq!(rx1.recv_timeout(WAIT).expect("answered"), Ok(json!(0)));
-    assert_eq!(
-        rx2.recv_timeout(WAIT).expect("answered"),
-        Ok(json!(2_000)),
-        "the balance call was queued after the transfer, so it must see the transfer"
-    );
+    let answers = (rx1.recv_timeout(WAIT).expect("answered"), rx2.recv_timeout(WAIT).expect("answered"));
     rt.shutdown();
+    answers
+}
+
+/// Calls are committed in queue order, and a call whose reads an earlier call changed runs
+/// again, so the outcome is the one running them one by one gives: a read-only call too.
+#[test]
+fn a_read_only_call_queued_after_a_transfer_sees_the_transfer() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (transfer, balance) = after_a_transfer("balance", |ids| json!({"id": ids[1].0}));
+    assert_eq!(transfer, Ok(json!(0)));
+    assert_eq!(balance, Ok(json!(2_000)), "the balance call was queued after the transfer, so it sees it");
 }
 
 /// Same rule, for a call that panicked only because it read data an earlier call changed.
 #[test]
 fn a_call_that_panicked_on_data_changed_by_an_earlier_call_runs_again() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (db, ids) = bank(&[1_000, 1_000]);
-    let rt =
-        Runtime::start(db, bank_registry(), RuntimeConfig { worker_threads: Some(2), ..Default::default() })
-            .unwrap();
-    let h = rt.handle();
-    let release = hold(&h);
-    let (r1, rx1) = reply();
-    let args = json!({"from": ids[0].0, "to": ids[1].0, "amount": 1_000, "ms": 30});
-    h.submit(Job::Call { name: "transfer".into(), args }, r1).unwrap();
-    let (r2, rx2) = reply();
-    let args = json!({"id": ids[1].0, "amount": 1_500});
-    h.submit(Job::Call { name: "withdraw_or_panic".into(), args }, r2).unwrap();
-    release.send(()).unwrap();
-    assert_eq!(rx1.recv_timeout(WAIT).expect("answered"), Ok(json!(0)));
+    let (transfer, withdrawal) =
+        after_a_transfer("withdraw_or_panic", |ids| json!({"id": ids[1].0, "amount": 1_500}));
+    assert_eq!(transfer, Ok(json!(0)));
     assert_eq!(
-        rx2.recv_timeout(WAIT).expect("answered"),
+        withdrawal,
         Ok(json!(500)),
         "run one by one in queue order, the second call finds 2000 and does not panic"
     );
-    rt.shutdown();
 }
 
 static BUMP_B_RUNS: AtomicU32 = AtomicU32::new(0);
