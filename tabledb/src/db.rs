@@ -425,6 +425,14 @@ impl Database {
         // Strings and arrays no field or composite uses any more are forgotten, as reopening
         // the database would (they are not stored).
         d.catalog.types.retain_used(d.tables.iter().flat_map(|t| t.schema.fields.iter().map(|f| &*f.layout)));
+        // Composite types come from `register_type`, and also from the nested types of a
+        // derived table's fields: the limit holds for every change that adds some.
+        let types = d.catalog.types.composites().count();
+        let limit = self.shared.config.max_types;
+        if types > limit && types > current.catalog.types.composites().count() {
+            d.discard();
+            return Err(Error::LimitReached { what: "types", limit: limit as u64 });
+        }
         // Rewritten tables can take more bytes (wider records); the database byte limit holds
         // for them too, unless the change shrinks the total.
         let stored_bytes: u64 = d.tables.iter().map(|t| table_bytes(t)).sum();
@@ -552,6 +560,7 @@ impl Database {
                     detail: format!("migrating `{}` would remove a field this relation uses", T::NAME),
                 });
             }
+            check_field_count(&self.shared.config, schema.fields.len())?;
             tracing::info!(table = T::NAME, changes = %schema_diff(&schema, &data.schema), "migrating table");
             let rebuilt = rewrite(&data, schema, d.current.seq, &mut d.w);
             d.replace(rebuilt, true);

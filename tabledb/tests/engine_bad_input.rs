@@ -628,3 +628,65 @@ fn fields_per_table_are_limited() {
     assert_eq!(err, Error::LimitReached { what: "fields of one table", limit: 3 });
     assert_eq!(db.snapshot().schema("full").unwrap().fields.len(), 3);
 }
+
+#[derive(Table, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+#[table(name = "narrow")]
+struct Narrow1 {
+    a: u64,
+}
+
+#[derive(Table, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+#[table(name = "narrow")]
+struct Narrow3 {
+    a: u64,
+    b: u64,
+    c: u64,
+}
+
+/// Migrating a table to a wider type is held to the same field limit as creating one.
+#[test]
+fn migrating_a_table_past_the_field_limit_is_refused() {
+    let db = Database::with_config(Config { max_fields_per_table: 2, ..Config::default() });
+    db.create_table::<Narrow1>().unwrap();
+    let err = db.ensure_table::<Narrow3>().unwrap_err();
+    assert_eq!(err, Error::LimitReached { what: "fields of one table", limit: 2 });
+    assert_eq!(db.snapshot().schema("narrow").unwrap().fields.len(), 1, "nothing changed");
+}
+
+#[derive(tabledb::FieldType, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct Pt {
+    x: f32,
+    y: f32,
+}
+
+#[derive(tabledb::FieldType, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct Seg {
+    a: Pt,
+    b: Pt,
+}
+
+#[derive(Table, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+#[table(name = "shapes")]
+struct Shape {
+    s: Seg,
+}
+
+/// The composite types a derived table's fields bring count against `max_types` like those
+/// registered one by one.
+#[test]
+fn a_derived_table_bringing_more_types_than_the_limit_is_refused() {
+    let db = Database::with_config(Config { max_types: 1, ..Config::default() });
+    let err = db.create_table::<Shape>().map(|_| ()).unwrap_err();
+    assert_eq!(err, Error::LimitReached { what: "types", limit: 1 });
+    let snap = db.snapshot();
+    assert_eq!(snap.types().composites().count(), 0, "no type was registered");
+    assert!(snap.schema("shapes").is_err(), "no table was created");
+    let db = Database::with_config(Config { max_types: 2, ..Config::default() });
+    db.create_table::<Shape>().unwrap();
+    assert_eq!(db.snapshot().types().composites().count(), 2);
+}
