@@ -453,6 +453,11 @@ fn stored_schema_over_the_configured_limits_is_refused() {
     let d = tempfile::tempdir().unwrap();
     write_schema(d.path(), manifest(1, 0, 2, 0, parent_child(), json!([])));
     refused_with(d.path(), Config { max_tables: 1, ..Config::default() }, &["schema.json", "tables", "1"]);
+    refused_with(
+        d.path(),
+        Config { max_fields_per_table: 0, ..Config::default() },
+        &["schema.json", "`p`", "fields of one table"],
+    );
 
     let d = tempfile::tempdir().unwrap();
     write_schema(d.path(), manifest(1, 0, 2, 2, parent_child(), json!([relation(1, "a"), relation(2, "b")])));

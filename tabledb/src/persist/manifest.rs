@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::format::MAX_SEQ;
 use crate::config::Config;
 use crate::ids::TableId;
-use crate::schema::{FieldDef, Relation, TableSchema};
+use crate::schema::{FieldDef, Relation, TableSchema, shown};
 use crate::storage::snapshot::Catalog;
 use crate::storage::table_data::TableData;
 use crate::types::{TypeDef, TypeRegistry};
@@ -174,6 +174,14 @@ impl Manifest {
                     "schema.json: {count} {what}, more than the configured limit of {limit} {what}"
                 ));
             }
+        }
+        if let Some(t) = self.tables.iter().find(|t| t.fields.len() > config.max_fields_per_table) {
+            return Err(format!(
+                "schema.json: table `{}` has {} fields, more than the configured limit of {} fields of one table",
+                shown(&t.name),
+                t.fields.len(),
+                config.max_fields_per_table
+            ));
         }
         for (what, value) in
             [("seq", self.seq), ("generation", self.generation), ("next_relation_id", self.next_relation_id)]
