@@ -134,12 +134,16 @@ impl Procedure {
             self.params.iter().map(|p| (p.name.to_owned(), (p.schema)())).collect();
         let required: Vec<Value> =
             self.params.iter().filter(|p| p.required).map(|p| Value::from(p.name)).collect();
-        serde_json::json!({
+        let mut schema = serde_json::json!({
             "type": "object",
             "properties": properties,
-            "required": required,
             "additionalProperties": false,
-        })
+        });
+        // OpenAPI 3.0 schemas may not state an empty `required` list.
+        if !required.is_empty() {
+            schema["required"] = Value::from(required);
+        }
+        schema
     }
 
     /// Runs one call in its own transaction on `db`, committing it (and retrying on a conflict
@@ -284,6 +288,8 @@ pub enum ProcError {
     BadResult { procedure: String, detail: String },
     #[error("procedure `{procedure}` timed out; its transaction was discarded")]
     TimedOut { procedure: String },
+    /// A procedure called from inside another. The rule is checked on the threads that run
+    /// procedures: a call made from a thread the procedure starts itself is not caught.
     #[error("procedure `{procedure}` cannot be called from inside a procedure")]
     Nested { procedure: String },
     #[error("the request queue is full; retry later")]

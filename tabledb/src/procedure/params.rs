@@ -91,7 +91,7 @@ impl<const N: usize> ParamType for FixedStr<N> {
 
 impl ParamType for RecordId {
     fn json_schema() -> Value {
-        json!({ "type": "integer", "minimum": 1, "description": "a record id" })
+        json!({ "type": "integer", "minimum": 1, "maximum": u64::MAX, "description": "a record id" })
     }
 
     /// Refuses 0: ids start at 1, and 0 never names a record.
