@@ -1,6 +1,6 @@
 //! The router, and serving it until a shutdown signal.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -133,37 +133,66 @@ impl Server {
         let local = listener.local_addr().map_err(ServerError::Serve)?;
         tracing::info!(addr = %local, tick_hz = cfg.tick_hz, durability = %cfg.durability, "listening");
         on_listening(local);
-        // Every request ends within the request timeout; a connection that has not sent a
-        // whole request by then (e.g. a client that stalls mid-headers) must not hold the
-        // shutdown back forever.
+        // Every request ends within the request timeout, and a connection must send a whole
+        // request's headers within it too (a client that stalls mid-headers is closed); at
+        // shutdown, connections still open after that long are closed.
         let grace = cfg.request_timeout + std::time::Duration::from_secs(1);
+        let header_timeout = cfg.request_timeout;
         let state = AppState::new(runtime.handle(), cfg);
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-        let shutdown = async move {
-            shutdown.await;
-            let _ = signalled_tx.send(());
+        let app = router(state);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        let served: std::io::Result<()> = loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) if is_connection_error(&e) => continue,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, as a busy server must not
+                        // spin, and go on serving the connections it has.
+                        tracing::error!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break Ok(()),
+            };
+            let app = app.clone();
+            let service =
+                hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(app.clone(), req)
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+            });
         };
-        let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future();
-        let deadline = async move {
-            match signalled_rx.await {
-                Ok(()) => tokio::time::sleep(grace).await,
-                Err(_) => std::future::pending().await,
-            }
-        };
-        let served = tokio::select! {
-            r = serve => r,
-            () = deadline => {
+        drop(listener);
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(grace) => {
                 tracing::warn!(grace_ms = grace.as_millis() as u64, "connections still open after the grace period; closing them");
-                Ok(())
             }
-        };
+        }
         tracing::info!("shutting down: finishing the tick, syncing the log");
         tokio::task::spawn_blocking(move || runtime.shutdown())
             .await
             .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
         served.map_err(ServerError::Serve)
     }
+}
+
+/// Errors of one connection that `accept` reports; the listener itself is fine.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
 }
 
 /// Completes on SIGINT or SIGTERM.
