@@ -147,7 +147,7 @@ fn a_refused_request_with_an_unread_body_says_connection_close() {
 }
 
 #[test]
-fn guessing_keys_counts_against_the_rate_limit() {
+fn guessing_keys_or_sending_none_counts_against_the_rate_limit() {
     let s = TestServer::start(&[
         "--host",
         "127.0.0.1",
@@ -156,13 +156,15 @@ fn guessing_keys_counts_against_the_rate_limit() {
         "--api-key",
         &format!("{ADMIN}:admin"),
     ]);
-    let guesser = s.client().with_key("wrong-key-guess-000");
-    let statuses: Vec<u16> = (0..20).map(|_| guesser.get("/tables").status).collect();
-    assert_eq!(statuses[0], 401, "{statuses:?}");
-    assert!(statuses.iter().all(|&c| c == 401 || c == 429), "only 401 and 429: {statuses:?}");
-    let limited = statuses.iter().filter(|&&c| c == 429).count();
-    assert!(limited >= 5, "20 guesses at once against 5/s: {limited} refused: {statuses:?}");
-    // The real key still works after a pause.
-    std::thread::sleep(Duration::from_millis(1100));
-    s.client().with_key(ADMIN).get("/tables").expect(200);
+    // Guesses, and requests without any key, from the same address.
+    for client in [s.client().with_key("wrong-key-guess-000"), s.client()] {
+        let statuses: Vec<u16> = (0..20).map(|_| client.get("/tables").status).collect();
+        assert!(statuses.iter().all(|&c| c == 401 || c == 429), "only 401 and 429: {statuses:?}");
+        let limited = statuses.iter().filter(|&&c| c == 429).count();
+        assert!(limited >= 5, "20 requests at once against 5/s: {limited} refused: {statuses:?}");
+        // The real key still works after a pause.
+        std::thread::sleep(Duration::from_millis(1100));
+        s.client().with_key(ADMIN).get("/tables").expect(200);
+        std::thread::sleep(Duration::from_millis(1100));
+    }
 }

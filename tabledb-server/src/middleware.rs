@@ -117,6 +117,10 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
         .map(str::trim);
     let Some(presented) = presented else {
         state.http.unauthorized.fetch_add(1, Ordering::Relaxed);
+        // Requests without a key count against the address's rate limit, as guesses do.
+        if let Some(response) = addr.and_then(|ip| limited(&state, &ClientId::Addr(ip))) {
+            return response;
+        }
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
