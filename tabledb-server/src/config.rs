@@ -80,9 +80,9 @@ pub struct Cli {
     /// in the environment variable).
     #[arg(long = "api-key", env = "TABLEDB_API_KEYS", value_delimiter = ',')]
     pub api_keys: Vec<ApiKey>,
-    /// Requests per second allowed per client (API key, or address without keys; requests
-    /// with a missing or wrong key count against their address); 0 turns the limit off
-    /// [default: 1000].
+    /// Requests per second allowed per client (API key, or address without keys, an IPv6
+    /// one by its /64 network; requests with a missing or wrong key count against their
+    /// address); 0 turns the limit off [default: 1000].
     #[arg(long, env = "TABLEDB_RATE_LIMIT")]
     pub rate_limit: Option<u32>,
     /// How long a request may take, in milliseconds; a listing's scan stops at it too

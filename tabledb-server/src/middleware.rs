@@ -101,7 +101,7 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
     let addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     if keys.is_empty() || req.uri().path() == "/health" {
         if let Some(ip) = addr {
-            req.extensions_mut().insert(ClientId::Addr(ip));
+            req.extensions_mut().insert(ClientId::addr(ip));
         }
         return next.run(req).await;
     }
@@ -118,7 +118,7 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
     let Some(presented) = presented else {
         state.http.unauthorized.fetch_add(1, Ordering::Relaxed);
         // Requests without a key count against the address's rate limit, as guesses do.
-        if let Some(response) = addr.and_then(|ip| limited(&state, &ClientId::Addr(ip))) {
+        if let Some(response) = addr.and_then(|ip| limited(&state, &ClientId::addr(ip))) {
             return response;
         }
         return ApiError::new(
@@ -140,7 +140,7 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
     let Some(index) = found else {
         state.http.unauthorized.fetch_add(1, Ordering::Relaxed);
         // Guessing keys counts against the address's rate limit.
-        if let Some(response) = addr.and_then(|ip| limited(&state, &ClientId::Addr(ip))) {
+        if let Some(response) = addr.and_then(|ip| limited(&state, &ClientId::addr(ip))) {
             return response;
         }
         return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown API key").into_response();

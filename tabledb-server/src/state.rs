@@ -20,7 +20,43 @@ use crate::error::{ApiError, ApiResult};
 pub enum ClientId {
     /// The index of the API key it presented.
     Key(usize),
+    /// Its address: see [`ClientId::addr`].
     Addr(std::net::IpAddr),
+}
+
+impl ClientId {
+    /// The client at `ip`. An IPv6 client is its /64 network, which one host usually holds
+    /// whole: counted address by address, it could dodge its limit by changing addresses.
+    pub fn addr(ip: std::net::IpAddr) -> ClientId {
+        match ip {
+            std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                ClientId::Addr(std::net::IpAddr::V6(network.into()))
+            }
+            std::net::IpAddr::V6(v6) => {
+                ClientId::Addr(std::net::IpAddr::V4(v6.to_ipv4_mapped().expect("checked")))
+            }
+            v4 => ClientId::Addr(v4),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientId;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_bit_network() {
+        let id = |s: &str| ClientId::addr(s.parse().unwrap());
+        assert_eq!(id("2001:db8:1:2:aaaa::1"), id("2001:db8:1:2:bbbb::2"));
+        assert_ne!(id("2001:db8:1:2::1"), id("2001:db8:1:3::1"));
+        assert_eq!(
+            id("::ffff:192.0.2.7"),
+            id("192.0.2.7"),
+            "an IPv4 client is one client however it arrives"
+        );
+        assert_ne!(id("192.0.2.7"), id("192.0.2.8"));
+    }
 }
 
 /// Counters of HTTP traffic.
