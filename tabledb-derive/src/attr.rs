@@ -21,24 +21,32 @@ pub struct Attrs {
 pub fn parse(cx: &mut Ctxt, attrs: &[Attribute], kind: Kind) -> Attrs {
     let mut out = Attrs { name: None, krate: None, repr_c: false };
     for attr in attrs {
-        if attr.path().is_ident("repr") {
+        if is_named(attr.path(), "repr") {
             parse_repr(cx, attr, &mut out);
-        } else if attr.path().is_ident(kind.attr_name()) {
+        } else if is_named(attr.path(), kind.attr_name()) {
             parse_options(cx, attr, kind, &mut out);
         }
     }
     out
 }
 
+/// Whether `path` is the single identifier `name`, also when written raw (`r#repr`), as the
+/// compiler reads it.
+fn is_named(path: &syn::Path, name: &str) -> bool {
+    use syn::ext::IdentExt;
+    path.get_ident().is_some_and(|i| i.unraw() == name)
+}
+
 fn parse_repr(cx: &mut Ctxt, attr: &Attribute, out: &mut Attrs) {
     let result = attr.parse_nested_meta(|meta| {
-        if meta.path.is_ident("C") {
+        if is_named(&meta.path, "C") {
             out.repr_c = true;
             return Ok(());
         }
         // Consume a parenthesized argument such as `packed(2)` or `align(8)` so that the
         // error below covers the whole item and parsing can continue.
-        let name = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        let name =
+            meta.path.get_ident().map(|i| syn::ext::IdentExt::unraw(i).to_string()).unwrap_or_default();
         if meta.input.peek(syn::token::Paren) {
             let content;
             syn::parenthesized!(content in meta.input);

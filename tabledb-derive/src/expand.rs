@@ -67,9 +67,19 @@ fn layout(c: &Checked<'_>, krate: &syn::Path, offset_name: impl Fn(usize) -> Ide
             &format!("the computed offset of field `{}` of `{ident}` differs from offset_of!", f.name),
             Span::call_site(),
         );
+        let aligned_msg = LitStr::new(
+            &format!(
+                "field `{}` of `{ident}` is less aligned than its type requires (is the struct packed?); records hand out references to their fields",
+                f.name
+            ),
+            Span::call_site(),
+        );
         asserts.extend(quote_spanned! {field_ident.span()=>
             ::core::assert!(#this == #prev_end, #padding_msg);
             ::core::assert!(#this == ::core::mem::offset_of!(#ident, #field_ident), #offset_msg);
+            // Whatever the attributes say, a field must be as aligned as its type within every
+            // aligned record, or a reference to it could be misaligned.
+            ::core::assert!(::core::mem::align_of::<#ident>() >= ::core::mem::align_of::<#ty>(), #aligned_msg);
         });
         // Written as the same projection the impl uses, so that a type that is not a field
         // type gets one error, on the field's type, rather than one per use.
