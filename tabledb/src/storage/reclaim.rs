@@ -192,12 +192,11 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
     let mut runs = Runs::default();
     /// Items ahead whose leaf is fetched: freeing a leaf's pages reads its entries.
     const AHEAD: usize = 16;
-    let leaves: Vec<NonNull<Node>> = batch
-        .iter()
-        .filter_map(|g| if let Garbage::Leaf { node, .. } = g { Some(*node) } else { None })
-        .collect();
-    let mut next_leaf = 0;
-    for g in batch {
+    let mut items = batch.into_iter();
+    while let Some(g) = items.next() {
+        if let Some(Garbage::Leaf { node, .. }) = items.as_slice().get(AHEAD) {
+            super::tree::prefetch_leaf_entries(*node);
+        }
         match g {
             Garbage::Block(ptr, size) => {
                 // SAFETY: per the caller, the block is unreachable, of this size from
@@ -205,10 +204,6 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
                 unsafe { runs.push(ptr, size) }
             }
             Garbage::Leaf { node, pages, record_size } => {
-                if let Some(ahead) = leaves.get(next_leaf + AHEAD) {
-                    super::tree::prefetch_leaf_entries(*ahead);
-                }
-                next_leaf += 1;
                 // SAFETY: per the caller, the leaf is unreachable and freed once, and so are
                 // its blocks (as above), which are read before it is freed.
                 unsafe {
