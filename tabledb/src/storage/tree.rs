@@ -197,6 +197,13 @@ pub struct LeafView<'a> {
     node: NonNull<Node>,
 }
 
+impl LeafView<'_> {
+    /// Asks the processor to fetch the leaf's page entries.
+    pub fn prefetch_entries(&self) {
+        prefetch_leaf_entries(self.node);
+    }
+}
+
 // SAFETY: a view only reads a published leaf, like the shared reference it holds.
 unsafe impl Send for LeafView<'_> {}
 // SAFETY: as above.

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use crate::storage::block;
 use crate::storage::iter::cast_record;
-use crate::storage::page::PageSlot;
+use crate::storage::page::{Geometry, PageSlot};
 use crate::storage::snapshot::{Snapshot, TableKey, TableRef};
 use crate::storage::table_data::{TableData, prefetch};
 use crate::storage::tree::{DraftBuilder, LEAF_FANOUT, LeafDraft, LeafView};
@@ -36,54 +36,66 @@ use crate::table::{FieldHandle, Table};
 use crate::types::FieldType;
 use stage::PageMap;
 
-/// Tree leaves (of 16 pages each) one task of [`Transaction::par_update`] copies in a row.
-const PAR_UPDATE_LEAVES: usize = 4;
+/// Tree leaves (of 16 pages each) one task of [`Transaction::par_update`] copies in a row: as
+/// many as give each thread of the pool this many tasks (to balance the load), within bounds.
+/// Longer runs pay the start of the copy pipeline less often.
+const PAR_UPDATE_TASKS_PER_THREAD: usize = 8;
+const PAR_UPDATE_LEAVES_MIN: usize = 4;
+const PAR_UPDATE_LEAVES_MAX: usize = 64;
 
 /// Private copies of the pages of some whole leaves that `apply`, run on each live record,
 /// changes, as drafts of those leaves: the commit then swaps in each leaf whole instead of
 /// putting its pages one by one. `earlier` holds the drafts of earlier parallel updates in the
-/// same transaction, whose pages this one starts from.
+/// same transaction, whose pages this one starts from. `next` are the leaves after the run's
+/// (another task's), whose entries are fetched ahead as the run nears its end.
 ///
 /// Pages are scattered blocks, so the run is software-pipelined: the page [`COPY_AHEAD`]
-/// steps ahead is fetched while the current one is worked on. Each page is copied into a
-/// buffer that stays in the cache (with [`block::copy_for_reading`], as `apply` reads it
-/// next), changed there and compared with the original; only a changed page gets a new
-/// block, written with streaming stores (it is not read again soon, so it need not be
-/// fetched first).
+/// steps ahead is fetched while the current one is worked on, and the entries of the leaf
+/// [`LEAF_AHEAD`] leaves ahead. Each page is copied into a buffer that stays in the cache
+/// (with [`block::copy_for_reading`], as `apply` reads it next), changed there and compared
+/// with the original; only a changed page gets a new block, written with streaming stores (it
+/// is not read again soon, so it need not be fetched first).
 fn copy_run(
     leaves: &[LeafView<'_>],
+    next: &[LeafView<'_>],
     earlier: &PageMap,
-    rs: usize,
-    shift: u32,
+    geom: Geometry,
     apply: &(impl Fn(RecordId, &mut [u8]) + Sync),
 ) -> Vec<LeafDraft> {
+    let rs = geom.record_size;
+    const COPY_AHEAD: usize = 4;
+    const LEAF_AHEAD: usize = 2;
     // The transaction's view of each leaf: an earlier update's draft of it, or the leaf.
     let views: Vec<&[PageSlot; LEAF_FANOUT]> = leaves
         .iter()
         .map(|leaf| earlier.leaf(leaf.first_page).map_or(leaf.slots, LeafDraft::slots))
         .collect();
-    // The pages that exist, in order, with the position of their leaf in `leaves`.
-    let run: Vec<(u64, &PageSlot, usize)> = views
-        .iter()
-        .enumerate()
-        .flat_map(|(k, slots)| {
-            (leaves[k].first_page..).zip(slots.iter()).map(move |(index, page)| (index, page, k))
-        })
-        .filter(|(_, page, _)| page.exists())
-        .collect();
+    for leaf in leaves.iter().chain(next).take(LEAF_AHEAD) {
+        leaf.prefetch_entries();
+    }
+    // The pages that exist, in order, with the position of their leaf in `leaves`. Read as
+    // the run goes, so that each leaf's entries are fetched ahead of their first use.
+    let pages = views.iter().enumerate().flat_map(|(k, slots)| {
+        (leaves[k].first_page..)
+            .zip(slots.iter())
+            .filter(|(_, page)| page.exists())
+            .map(move |(i, p)| (i, p, k))
+    });
+    let mut ahead = pages.clone();
+    for (_, page, _) in ahead.by_ref().take(COPY_AHEAD) {
+        prefetch(page.data(rs));
+    }
     /// A line of the work buffer, aligned like a block so records in it are aligned.
     #[derive(Clone, Copy)]
     #[repr(C, align(64))]
     struct Line([u8; 64]);
-    const COPY_AHEAD: usize = 4;
-    let most = run.iter().map(|(_, page, _)| page.len() * rs).max().unwrap_or(0);
-    let mut lines = vec![Line([0; 64]); most.div_ceil(64)];
-    // SAFETY: `lines` is `most.div_ceil(64) * 64 >= most` initialized bytes, borrowed
+    // A page holds at most this many bytes: changed pages of this size (every full page)
+    // take their blocks from a batch.
+    let full = geom.ids_per_page() * rs;
+    let mut lines = vec![Line([0; 64]); full.div_ceil(64)];
+    // SAFETY: `lines` is `full.div_ceil(64) * 64 >= full` initialized bytes, borrowed
     // exclusively by the slice for as long as it lives.
-    let buf = unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), most) };
-    for &(_, page, _) in run.iter().take(COPY_AHEAD) {
-        prefetch(page.data(rs));
-    }
+    let buf = unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), full) };
     /// Counts the blocks made, once for the run, also when `apply` panics (after the copies
     /// made so far, declared later, are dropped and freed).
     struct Count {
@@ -111,18 +123,27 @@ fn copy_run(
         }
     }
     const RESERVE_FIRST: usize = 16;
-    let mut reserved = Reserved { blocks: Vec::new(), used: 0, size: most };
+    // No more pages than the leaves have entries.
+    let most_pages = leaves.len() * LEAF_FANOUT;
+    let mut reserved = Reserved { blocks: Vec::with_capacity(most_pages), used: 0, size: full };
     let mut out: Vec<LeafDraft> = Vec::with_capacity(leaves.len());
     // The draft of the leaf being copied, once one of its pages changed.
     let mut draft: Option<DraftBuilder<'_>> = None;
-    for (k, &(index, page, leaf)) in run.iter().enumerate() {
-        if let Some(&(_, ahead, _)) = run.get(k + COPY_AHEAD) {
-            prefetch(ahead.data(rs));
+    let mut last_leaf = 0;
+    for (k, (index, page, leaf)) in pages.enumerate() {
+        if let Some((_, page, _)) = ahead.next() {
+            prefetch(page.data(rs));
+        }
+        if leaf != last_leaf || k == 0 {
+            last_leaf = leaf;
+            if let Some(far) = leaves[leaf + 1..].iter().chain(next).nth(LEAF_AHEAD - 1) {
+                far.prefetch_entries();
+            }
         }
         let src = page.data(rs);
         let data = &mut buf[..src.len()];
         block::copy_for_reading(data, src);
-        let first = (index << shift) + 1;
+        let first = (index << geom.shift) + 1;
         if page.is_dense_all_live() {
             for (pos, record) in data.chunks_exact_mut(rs).enumerate() {
                 apply(RecordId(first + pos as u64), record);
@@ -133,14 +154,14 @@ fn copy_run(
             }
         }
         if data != src {
-            let block = if data.len() == most {
+            let block = if data.len() == full {
                 if reserved.used == reserved.blocks.len() {
                     // Every block taken so far is in a copy in `out`. Batches double while
                     // pages keep changing, so a run that changes few pages takes few blocks.
-                    let batch = (2 * reserved.blocks.len()).max(RESERVE_FIRST).min(run.len() - k);
+                    let batch = (2 * reserved.blocks.len()).max(RESERVE_FIRST).min(most_pages - k);
                     reserved.blocks.clear();
                     reserved.used = 0;
-                    block::allocate_many_uncounted(most, batch, &mut reserved.blocks);
+                    block::allocate_many_uncounted(full, batch, &mut reserved.blocks);
                 }
                 reserved.used += 1;
                 reserved.blocks[reserved.used - 1] as *mut u8
@@ -527,8 +548,6 @@ impl Transaction {
         let base = self.start.find(&table)?.clone();
         self.track_scan(base.id);
         let i = Self::stage_for(&mut self.stages, &base);
-        let rs = base.geom.record_size;
-        let shift = base.geom.shift;
         let apply = |id: RecordId, bytes: &mut [u8]| {
             debug_assert_eq!(bytes.len(), T::RECORD_SIZE);
             debug_assert_eq!(bytes.as_ptr() as usize % T::ALIGN, 0);
@@ -548,9 +567,14 @@ impl Transaction {
             // Each task takes a few whole leaves of the tree, copies the pages that change and
             // drafts the leaves that hold them.
             let leaves = base.tree.leaves();
-            let runs: Vec<Vec<LeafDraft>> = leaves
-                .par_chunks(PAR_UPDATE_LEAVES)
-                .map(|leaves| copy_run(leaves, earlier, rs, shift, &apply))
+            let per = (leaves.len() / (rayon::current_num_threads() * PAR_UPDATE_TASKS_PER_THREAD))
+                .clamp(PAR_UPDATE_LEAVES_MIN, PAR_UPDATE_LEAVES_MAX);
+            let runs: Vec<Vec<LeafDraft>> = (0..leaves.len().div_ceil(per))
+                .into_par_iter()
+                .map(|c| {
+                    let (run, next) = leaves[c * per..].split_at(per.min(leaves.len() - c * per));
+                    copy_run(run, next, earlier, base.geom, &apply)
+                })
                 .collect();
             runs.into_iter().flatten().collect()
         };
