@@ -332,7 +332,10 @@ impl Persistence {
             // Pages a parallel update replaced whole: the records in them that differ from the
             // transaction's start (record-level changes, logged next, are applied over them).
             let (rs, shift) = (table.geom.record_size, table.geom.shift);
-            for &index in &stage.installed {
+            let installed = stage.installed.iter().flat_map(|&(first_page, pages)| {
+                (0..u16::BITS as u64).filter(move |i| pages & (1 << i) != 0).map(move |i| first_page + i)
+            });
+            for index in installed {
                 let Some(page) = table.tree.get(index) else { continue };
                 let before = stage.base.tree.get(index);
                 let first = (index << shift) + 1;

@@ -329,10 +329,9 @@ impl LeafDraft {
         (self.own & (1 << i) != 0).then(|| &self.slots()[i])
     }
 
-    /// The indices of the pages this draft replaced, in order.
-    pub fn indices(&self) -> impl Iterator<Item = u64> + use<> {
-        let (own, first) = (self.own, self.first_page);
-        (0..LEAF_FANOUT as u64).filter(move |i| own & (1 << i) != 0).map(move |i| first + i)
+    /// The entries whose pages this draft replaced: bit `i` for entry `i`.
+    pub fn replaced_mask(&self) -> u16 {
+        self.own
     }
 
     /// The pages this draft replaced, with their indices, in order.
@@ -589,18 +588,27 @@ impl PageTree {
     /// describe pages that do not exist).
     pub fn leaves(&self) -> Vec<LeafView<'_>> {
         fn collect<'a>(node: NonNull<Node>, level: u32, base: u64, out: &mut Vec<LeafView<'a>>) {
+            if level == 1 {
+                // A leaf (the tree's height says so): its entries are not read here, only
+                // located, so that collecting the leaves does not fetch every one of them.
+                // SAFETY: the node is a live leaf while the tree is borrowed, and its slots
+                // start at `LEAF_SLOTS_OFFSET` (computed from the same type).
+                let slots = unsafe { &*node.as_ptr().cast::<u8>().add(LEAF_SLOTS_OFFSET).cast() };
+                // SAFETY: as above.
+                debug_assert!(matches!(unsafe { &node.as_ref().kind }, Kind::Leaf { .. }));
+                out.push(LeafView { first_page: base, slots, node });
+                return;
+            }
             // SAFETY: nodes reachable from a live tree are alive while it is borrowed.
-            match unsafe { &*node.as_ptr() } {
-                Node { kind: Kind::Leaf { slots, .. }, .. } => {
-                    out.push(LeafView { first_page: base, slots, node })
-                }
-                Node { kind: Kind::Inner(children), .. } => {
+            match unsafe { &node.as_ref().kind } {
+                Kind::Inner(children) => {
                     for (i, child) in children.iter().enumerate() {
                         if let Some(c) = child {
                             collect(*c, level - 1, base + i as u64 * span(level), out);
                         }
                     }
                 }
+                Kind::Leaf { .. } => unreachable!("only the lowest level holds leaves"),
             }
         }
         let mut out = Vec::new();
@@ -976,7 +984,7 @@ mod tests {
         // SAFETY: as above.
         unsafe { d1.set(4, changed_copy(&published, 20, 1020)) };
         let drafts = vec![d0.finish(), d1.finish()];
-        assert_eq!(drafts[0].indices().collect::<Vec<_>>(), [3, 7]);
+        assert_eq!(drafts[0].replaced_mask(), 1 << 3 | 1 << 7);
         assert_eq!(drafts[1].page(20).map(|p| p.len()), Some(1));
         assert!(drafts[1].page(21).is_none());
 

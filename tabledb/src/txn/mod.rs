@@ -576,7 +576,11 @@ impl Transaction {
                     copy_run(run, next, earlier, base.geom, &apply)
                 })
                 .collect();
-            runs.into_iter().flatten().collect()
+            let mut drafts = Vec::with_capacity(runs.iter().map(Vec::len).sum());
+            for mut run in runs {
+                drafts.append(&mut run);
+            }
+            drafts
         };
         let stage = &mut self.stages[i];
         stage.replaced.merge(drafts);

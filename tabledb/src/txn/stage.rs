@@ -96,8 +96,9 @@ pub(crate) struct TableStage {
     /// blocks owned by this stage (freed on abort, installed at commit). Record-level changes
     /// apply on top of them.
     pub replaced: PageMap,
-    /// After commit: the indices of the replaced pages that were installed (for the log).
-    pub installed: Vec<u64>,
+    /// After commit: the replaced pages that were installed (for the log), by leaf: the index
+    /// of the leaf's first page, and bit `i` set for its entry `i`.
+    pub installed: Vec<(u64, u16)>,
     /// New ids numbered from the base table's `next_id` (by a deterministic transaction):
     /// they are `base.next_id..base.next_id + ids_taken`.
     pub ids_taken: u64,
@@ -132,8 +133,10 @@ impl PageMap {
         self.leaves.iter().flat_map(LeafDraft::pages)
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
-        self.leaves.iter().flat_map(LeafDraft::indices)
+    /// Each draft's leaf (the index of its first page) with the entries it replaced (bit `i`:
+    /// entry `i`).
+    pub fn keys(&self) -> impl Iterator<Item = (u64, u16)> + '_ {
+        self.leaves.iter().map(|d| (d.first_page(), d.replaced_mask()))
     }
 
     /// Adds drafts in page order, each made from this map's draft of its leaf if there was
