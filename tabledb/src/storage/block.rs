@@ -227,6 +227,36 @@ pub fn allocate_many_uncounted(size: usize, n: usize, out: &mut Vec<usize>) {
     }
 }
 
+/// Takes cached blocks of `size` bytes from the shared cache, as many as it holds up to
+/// `out.len()`, into `out` from its start in the order the cache hands them out (those freed
+/// first come first, see [`give_back_in_order_uncounted`]); returns how many. Like
+/// [`allocate_uncounted`], the blocks are not counted yet.
+pub fn take_cached_uncounted(size: usize, out: &mut [usize]) -> usize {
+    let mut classes = cache();
+    let Some(class) = classes.iter_mut().find(|c| c.size == size) else { return 0 };
+    let k = class.free.len().min(out.len());
+    let from = class.free.len() - k;
+    for (slot, addr) in out.iter_mut().zip(class.free.drain(from..).rev()) {
+        *slot = addr;
+    }
+    CACHED_BYTES.fetch_sub(k * size, Ordering::Relaxed);
+    k
+}
+
+/// Gives back uncounted blocks (taken by [`take_cached_uncounted`] and not used) to the shared
+/// cache under one lock, so that it hands them out again in the order given; frees those that
+/// do not fit.
+///
+/// # Safety
+///
+/// As for [`give_back_uncounted`], for every block.
+pub unsafe fn give_back_in_order_uncounted(blocks: &mut [usize], size: usize) {
+    // The cache is a stack: the block to come out first goes in last.
+    blocks.reverse();
+    // SAFETY: per the caller, unused blocks of `size` bytes from `take`.
+    unsafe { give_shared_many(blocks, size) };
+}
+
 /// Gives back blocks made by [`allocate_uncounted`] or [`allocate_many_uncounted`] and never
 /// counted (not used after all).
 ///

@@ -55,16 +55,23 @@ const PAR_UPDATE_LEAVES_MAX: usize = 64;
 /// (with [`block::copy_for_reading`], as `apply` reads it next), changed there and compared
 /// with the original; only a changed page gets a new block, written with streaming stores (it
 /// is not read again soon, so it need not be fetched first).
-fn copy_run(
-    leaves: &[LeafView<'_>],
+///
+/// A changed full page takes its block from `claimed` (see [`Claimed`]), where entry
+/// `k * LEAF_FANOUT + i` is set aside for entry `i` of leaf `k` of the run; past those, from
+/// batches of its own that double while pages keep changing, so a run that changes few pages
+/// takes few blocks.
+fn copy_run<'a>(
+    leaves: &[LeafView<'a>],
     next: &[LeafView<'_>],
-    earlier: &PageMap,
+    earlier: &'a PageMap,
     geom: Geometry,
+    claimed: &mut [usize],
     apply: &(impl Fn(RecordId, &mut [u8]) + Sync),
 ) -> Vec<LeafDraft> {
     let rs = geom.record_size;
     const COPY_AHEAD: usize = 4;
     const LEAF_AHEAD: usize = 2;
+    const RESERVE_FIRST: usize = 16;
     // The transaction's view of each leaf: an earlier update's draft of it, or the leaf.
     let views: Vec<&[PageSlot; LEAF_FANOUT]> = leaves
         .iter()
@@ -90,45 +97,21 @@ fn copy_run(
     #[repr(C, align(64))]
     struct Line([u8; 64]);
     // A page holds at most this many bytes: changed pages of this size (every full page)
-    // take their blocks from a batch.
+    // take claimed blocks, or blocks from a batch.
     let full = geom.ids_per_page() * rs;
     let mut lines = vec![Line([0; 64]); full.div_ceil(64)];
     // SAFETY: `lines` is `full.div_ceil(64) * 64 >= full` initialized bytes, borrowed
     // exclusively by the slice for as long as it lives.
     let buf = unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), full) };
-    /// Counts the blocks made, once for the run, also when `apply` panics (after the copies
-    /// made so far, declared later, are dropped and freed).
-    struct Count {
-        blocks: usize,
-        bytes: usize,
-    }
-    impl Drop for Count {
-        fn drop(&mut self) {
-            block::count_allocated(self.blocks, self.bytes);
-        }
-    }
-    let mut count = Count { blocks: 0, bytes: 0 };
-    /// Blocks for changed full pages, taken a batch at a time (one lock for the batch, in the
-    /// order the cache hands them out); those left over are given back, also when `apply`
-    /// panics.
-    struct Reserved {
-        blocks: Vec<usize>,
-        used: usize,
-        size: usize,
-    }
-    impl Drop for Reserved {
-        fn drop(&mut self) {
-            // SAFETY: the blocks from `used` on were allocated for this run and never used.
-            unsafe { block::give_back_uncounted(&self.blocks[self.used..], self.size) };
-        }
-    }
-    const RESERVE_FIRST: usize = 16;
     // No more pages than the leaves have entries.
     let most_pages = leaves.len() * LEAF_FANOUT;
-    let mut reserved = Reserved { blocks: Vec::with_capacity(most_pages), used: 0, size: full };
-    let mut out: Vec<LeafDraft> = Vec::with_capacity(leaves.len());
-    // The draft of the leaf being copied, once one of its pages changed.
-    let mut draft: Option<DraftBuilder<'_>> = None;
+    let mut placer = Placer {
+        draft: None,
+        out: Vec::with_capacity(leaves.len()),
+        reserved: Reserved { blocks: Vec::new(), used: 0, size: full },
+        count: Count { blocks: 0, bytes: 0 },
+        rs,
+    };
     let mut last_leaf = 0;
     for (k, (index, page, leaf)) in pages.enumerate() {
         if let Some((_, page, _)) = ahead.next() {
@@ -155,37 +138,146 @@ fn copy_run(
         }
         if data != src {
             let block = if data.len() == full {
-                if reserved.used == reserved.blocks.len() {
-                    // Every block taken so far is in a copy in `out`. Batches double while
-                    // pages keep changing, so a run that changes few pages takes few blocks.
-                    let batch = (2 * reserved.blocks.len()).max(RESERVE_FIRST).min(most_pages - k);
-                    reserved.blocks.clear();
-                    reserved.used = 0;
-                    block::allocate_many_uncounted(full, batch, &mut reserved.blocks);
+                let entry = leaf * LEAF_FANOUT + (index - leaves[leaf].first_page) as usize;
+                match claimed.get_mut(entry).map(std::mem::take).filter(|&b| b != 0) {
+                    Some(block) => block as *mut u8,
+                    None => {
+                        let batch = (2 * placer.reserved.blocks.len()).max(RESERVE_FIRST).min(most_pages - k);
+                        placer.reserved.take(batch)
+                    }
                 }
-                reserved.used += 1;
-                reserved.blocks[reserved.used - 1] as *mut u8
             } else {
                 block::allocate_uncounted(data.len()).as_ptr()
             };
             let block = NonNull::new(block).expect("blocks are non-null");
-            let first_page = leaves[leaf].first_page;
-            if draft.as_ref().is_some_and(|d| d.first_page() != first_page) {
-                out.extend(draft.take().map(DraftBuilder::finish));
-            }
-            let draft = draft.get_or_insert_with(|| DraftBuilder::new(leaves[leaf], views[leaf], rs));
-            // SAFETY: the block is a new one of `data.len()` bytes, used for this copy only,
-            // which then owns it (a page that changed has records, so a block); the draft
-            // takes the copy.
-            unsafe { draft.set((index - first_page) as usize, page.private_copy_into(block, data, rs)) };
-            count.blocks += 1;
-            count.bytes += data.len();
+            // SAFETY: the block is a new one of `data.len()` bytes, used for this copy only.
+            unsafe { placer.place(leaves[leaf], views[leaf], index, page, data, block) };
         }
     }
-    out.extend(draft.take().map(DraftBuilder::finish));
+    let mut out = std::mem::take(&mut placer.out);
+    out.extend(placer.draft.take().map(DraftBuilder::finish));
+    drop(placer);
     // The copies are handed to the committing thread.
     block::stream_fence();
     out
+}
+
+/// Blocks of one size set aside for a parallel update of a whole table, one for each entry of
+/// each of its tree leaves, in page order: as many as the shared block cache holds, in the order it hands them
+/// out. That is the order the pages of an earlier version of the table were freed in: page
+/// order. So an update that changes every page writes each page where the same page lay two
+/// versions ago, and the table keeps lying in memory in page order, as scans and the next
+/// update read it fastest. Blocks taken in batches by tasks in turns would scatter the table
+/// a little further with every update.
+///
+/// Pages that use theirs take them out (leave 0); the rest are given back to the cache in
+/// order when this is dropped, also when the update panics.
+struct Claimed {
+    blocks: Vec<usize>,
+    size: usize,
+}
+
+impl Claimed {
+    /// Blocks of `size` bytes for `pages` pages, one entry each.
+    fn take(size: usize, pages: usize) -> Claimed {
+        // Past those the cache holds, entries stay 0 (none set aside).
+        let mut blocks = vec![0; pages];
+        block::take_cached_uncounted(size, &mut blocks);
+        Claimed { blocks, size }
+    }
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        let mut unused: Vec<usize> = self.blocks.iter().copied().filter(|&b| b != 0).collect();
+        // SAFETY: the blocks left were taken for the update and never used; those used were
+        // taken out.
+        unsafe { block::give_back_in_order_uncounted(&mut unused, self.size) };
+    }
+}
+
+/// Counts the blocks a run of [`copy_run`] made, once for the run, also when `apply` panics
+/// (after the copies made so far are dropped and freed).
+struct Count {
+    blocks: usize,
+    bytes: usize,
+}
+
+impl Drop for Count {
+    fn drop(&mut self) {
+        block::count_allocated(self.blocks, self.bytes);
+    }
+}
+
+/// Blocks for changed full pages, taken a batch at a time (one lock for the batch, in the
+/// order the cache hands them out); those left over are given back, also when `apply` panics.
+struct Reserved {
+    blocks: Vec<usize>,
+    used: usize,
+    size: usize,
+}
+
+impl Reserved {
+    /// The next block of the batch, after taking `batch` more blocks if it is used up.
+    fn take(&mut self, batch: usize) -> *mut u8 {
+        if self.used == self.blocks.len() {
+            // Every block taken so far is in a copy in a draft.
+            self.blocks.clear();
+            self.used = 0;
+            block::allocate_many_uncounted(self.size, batch.max(1), &mut self.blocks);
+        }
+        self.used += 1;
+        self.blocks[self.used - 1] as *mut u8
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        // SAFETY: the blocks from `used` on were allocated for this run and never used.
+        unsafe { block::give_back_uncounted(&self.blocks[self.used..], self.size) };
+    }
+}
+
+/// What a run of [`copy_run`] has made so far. Fields drop in order: the unfinished draft and
+/// the finished ones free their copies before the unused blocks are given back and the rest
+/// counted.
+struct Placer<'a> {
+    draft: Option<DraftBuilder<'a>>,
+    out: Vec<LeafDraft>,
+    reserved: Reserved,
+    count: Count,
+    rs: usize,
+}
+
+impl<'a> Placer<'a> {
+    /// Puts a changed copy of `page` (entry `index` of the tree, in `leaf`, as the transaction
+    /// sees it in `view`), holding `data`, in `block` in its leaf's draft.
+    ///
+    /// # Safety
+    ///
+    /// `block` must be an unused block of `data.len()` bytes from the block allocator; the
+    /// copy owns it from here on.
+    unsafe fn place(
+        &mut self,
+        leaf: LeafView<'a>,
+        view: &[PageSlot; LEAF_FANOUT],
+        index: u64,
+        page: &PageSlot,
+        data: &[u8],
+        block: NonNull<u8>,
+    ) {
+        if self.draft.as_ref().is_some_and(|d| d.first_page() != leaf.first_page) {
+            self.out.extend(self.draft.take().map(DraftBuilder::finish));
+        }
+        let rs = self.rs;
+        let draft = self.draft.get_or_insert_with(|| DraftBuilder::new(leaf, view, rs));
+        // SAFETY: per the caller, the block is a new one of `data.len()` bytes, used for this
+        // copy only, which then owns it (a page that changed has records, so a block); the
+        // draft takes the copy.
+        unsafe { draft.set((index - leaf.first_page) as usize, page.private_copy_into(block, data, rs)) };
+        self.count.blocks += 1;
+        self.count.bytes += data.len();
+    }
 }
 
 pub(crate) mod commit;
@@ -569,13 +661,19 @@ impl Transaction {
             let leaves = base.tree.leaves();
             let per = (leaves.len() / (rayon::current_num_threads() * PAR_UPDATE_TASKS_PER_THREAD))
                 .clamp(PAR_UPDATE_LEAVES_MIN, PAR_UPDATE_LEAVES_MAX);
-            let runs: Vec<Vec<LeafDraft>> = (0..leaves.len().div_ceil(per))
-                .into_par_iter()
-                .map(|c| {
-                    let (run, next) = leaves[c * per..].split_at(per.min(leaves.len() - c * per));
-                    copy_run(run, next, earlier, base.geom, &apply)
+            // Blocks for the full pages, set aside for each entry of each leaf in order.
+            let mut claimed =
+                Claimed::take(base.geom.ids_per_page() * base.geom.record_size, leaves.len() * LEAF_FANOUT);
+            let runs: Vec<Vec<LeafDraft>> = leaves
+                .par_chunks(per)
+                .zip(claimed.blocks.par_chunks_mut(per * LEAF_FANOUT))
+                .enumerate()
+                .map(|(c, (run, claimed))| {
+                    let next = &leaves[((c + 1) * per).min(leaves.len())..];
+                    copy_run(run, next, earlier, base.geom, claimed, &apply)
                 })
                 .collect();
+            drop(claimed);
             let mut drafts = Vec::with_capacity(runs.iter().map(Vec::len).sum());
             for mut run in runs {
                 drafts.append(&mut run);
