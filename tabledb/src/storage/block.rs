@@ -228,8 +228,9 @@ pub fn allocate_many_uncounted(size: usize, n: usize, out: &mut Vec<usize>) {
 }
 
 /// Takes cached blocks of `size` bytes from the shared cache, as many as it holds up to
-/// `out.len()`, into `out` from its start in the order the cache hands them out (those freed
-/// first come first, see [`give_back_in_order_uncounted`]); returns how many. Like
+/// `out.len()`, into `out` from its start in the order the cache hands them out (a stack: the
+/// last given first, so blocks given back in bulk in reverse, as the reclaimer and
+/// [`give_back_in_order_uncounted`] do, come out in their order); returns how many. Like
 /// [`allocate_uncounted`], the blocks are not counted yet.
 pub fn take_cached_uncounted(size: usize, out: &mut [usize]) -> usize {
     let mut classes = cache();

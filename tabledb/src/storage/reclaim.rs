@@ -155,11 +155,16 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
         }
         return;
     }
-    /// Blocks to free, gathered into runs of one size; counted once for the batch.
+    /// Blocks to free, gathered by size, each size in the order freed (a block of another
+    /// size in between, such as a smaller page's, does not split a run); counted once for the
+    /// batch.
     #[derive(Default)]
     struct Runs {
+        /// The run pushed to last, of blocks of `size` bytes.
         run: Vec<usize>,
         size: usize,
+        /// The runs of other sizes, to resume when a block of their size comes.
+        parked: Vec<(usize, Vec<usize>)>,
         blocks: usize,
         bytes: usize,
     }
@@ -167,12 +172,19 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
         /// # Safety
         ///
         /// As for [`free_in_order`], for `block`.
+        #[inline]
         unsafe fn push(&mut self, block: NonNull<u8>, size: usize) {
             if size != self.size {
-                // SAFETY: per the callers of `push`, for every block of the run.
-                unsafe { self.flush() };
+                let resumed = match self.parked.iter().position(|r| r.0 == size) {
+                    Some(at) => self.parked.swap_remove(at).1,
+                    None => Vec::new(),
+                };
+                let current = std::mem::replace(&mut self.run, resumed);
+                if !current.is_empty() {
+                    self.parked.push((self.size, current));
+                }
+                self.size = size;
             }
-            self.size = size;
             self.run.push(block.as_ptr() as usize);
             self.blocks += 1;
             self.bytes += size;
@@ -182,10 +194,12 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
         ///
         /// As for [`free_in_order`], for every block pushed.
         unsafe fn flush(&mut self) {
-            if !self.run.is_empty() {
-                // SAFETY: per the caller.
-                unsafe { free_in_order(&mut self.run, self.size) };
-                self.run.clear();
+            let current = (self.size, std::mem::take(&mut self.run));
+            for (size, mut run) in std::iter::once(current).chain(self.parked.drain(..)) {
+                if !run.is_empty() {
+                    // SAFETY: per the caller.
+                    unsafe { free_in_order(&mut run, size) };
+                }
             }
         }
     }
@@ -272,7 +286,11 @@ mod tests {
                 blocks.sort_unstable_by_key(|b| b.as_ptr() as usize);
             }
             let freed: Vec<usize> = blocks.iter().map(|b| b.as_ptr() as usize).collect();
-            let batch = blocks.into_iter().map(|b| Garbage::Block(b, size)).collect();
+            let mut batch: Vec<Garbage> = blocks.into_iter().map(|b| Garbage::Block(b, size)).collect();
+            // A block of another size in the middle (as a smaller page's) does not split the
+            // run.
+            let other = 64 * 23;
+            batch.insert(n / 3, Garbage::Block(block::allocate(other), other));
             // SAFETY: the blocks were allocated above with this size, nothing uses them, and
             // they are freed once.
             unsafe { free_batch(batch) };
@@ -288,6 +306,9 @@ mod tests {
                 // SAFETY: allocated just above with this size, freed once.
                 unsafe { block::free(NonNull::new(addr as *mut u8).unwrap(), size) };
             }
+            let other = block::allocate(64 * 23);
+            // SAFETY: as above.
+            unsafe { block::free(other, 64 * 23) };
         }
     }
 

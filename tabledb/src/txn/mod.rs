@@ -163,12 +163,16 @@ fn copy_run<'a>(
 }
 
 /// Blocks of one size set aside for a parallel update of a whole table, one for each entry of
-/// each of its tree leaves, in page order: as many as the shared block cache holds, in the order it hands them
-/// out. That is the order the pages of an earlier version of the table were freed in: page
-/// order. So an update that changes every page writes each page where the same page lay two
-/// versions ago, and the table keeps lying in memory in page order, as scans and the next
-/// update read it fastest. Blocks taken in batches by tasks in turns would scatter the table
-/// a little further with every update.
+/// each of its tree leaves, in page order: as many as the shared block cache holds, in address
+/// order. After an earlier whole-table update, those are the blocks of the full pages of the
+/// version before the current one, which the reclaimer freed last. So an update that changes
+/// every page writes each page where the same page lay two versions ago, and the table keeps
+/// lying in memory in page order, as scans and the next update read it fastest. Blocks taken
+/// in batches by tasks in turns would scatter the table a little further with every update.
+///
+/// Entries are set aside without reading the leaves, so an entry whose page is not full (a
+/// page a compaction made smaller, or none) holds a block no page takes: the full pages after
+/// it lie one block further on than two versions ago, still in page order.
 ///
 /// Pages that use theirs take them out (leave 0); the rest are given back to the cache in
 /// order when this is dropped, also when the update panics.
@@ -182,7 +186,11 @@ impl Claimed {
     fn take(size: usize, pages: usize) -> Claimed {
         // Past those the cache holds, entries stay 0 (none set aside).
         let mut blocks = vec![0; pages];
-        block::take_cached_uncounted(size, &mut blocks);
+        let got = block::take_cached_uncounted(size, &mut blocks);
+        // In address order, so that the pages lie in memory in page order whatever order the
+        // blocks were freed in. (Blocks the last whole-table update freed come in order
+        // already, which the sort finds in one pass.)
+        blocks[..got].sort_unstable();
         Claimed { blocks, size }
     }
 }
