@@ -419,6 +419,17 @@ pub unsafe fn free_for<T>(ptr: NonNull<T>) {
     unsafe { give(ptr.cast::<u8>(), std::mem::size_of::<T>()) };
 }
 
+/// Frees many rooms made by [`allocate_for`] (by address) at once, into the shared cache
+/// under one lock.
+///
+/// # Safety
+///
+/// As for [`free_for`], for every address.
+pub unsafe fn free_many_for<T>(addrs: &[usize]) {
+    // SAFETY: per the caller, rooms of `size_of::<T>()` bytes from `take`.
+    unsafe { give_shared_many(addrs, std::mem::size_of::<T>()) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,9 @@ pub(crate) enum Garbage {
     /// A leaf node and the blocks of the pages in it marked in `pages` (bit `i`: entry `i`),
     /// which a commit replaced with the whole leaf.
     Leaf { node: NonNull<Node>, pages: u16, record_size: usize },
+    /// Record blocks by address and size (0 for none), in page order: the pages of leaves a
+    /// commit replaced whole, listed when they were copied.
+    Blocks(Vec<(usize, usize)>),
 }
 
 // SAFETY: garbage is handed between threads under a mutex and only freed; what freeing reads
@@ -53,6 +56,14 @@ impl Garbage {
                 }
                 // SAFETY: per the caller.
                 unsafe { super::tree::free_one(node) };
+            }
+            Garbage::Blocks(blocks) => {
+                for (addr, size) in blocks {
+                    if let Some(block) = NonNull::new(addr as *mut u8) {
+                        // SAFETY: per the caller; a block of that size from `block::allocate`.
+                        unsafe { block::free(block, size) };
+                    }
+                }
             }
         }
     }
@@ -204,6 +215,8 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
         }
     }
     let mut runs = Runs::default();
+    // Tree nodes, freed together at the end.
+    let mut nodes: Vec<usize> = Vec::new();
     /// Items ahead whose leaf is fetched: freeing a leaf's pages reads its entries.
     const AHEAD: usize = 16;
     let mut items = batch.into_iter();
@@ -224,7 +237,16 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
                     for (block, size) in super::tree::leaf_blocks(node, pages, record_size) {
                         runs.push(block, size);
                     }
-                    super::tree::free_one(node);
+                }
+                nodes.push(node.as_ptr() as usize);
+            }
+            Garbage::Node(node) => nodes.push(node.as_ptr() as usize),
+            Garbage::Blocks(blocks) => {
+                for (addr, size) in blocks {
+                    if let Some(block) = NonNull::new(addr as *mut u8) {
+                        // SAFETY: per the caller, as for `Garbage::Block`.
+                        unsafe { runs.push(block, size) }
+                    }
                 }
             }
             // SAFETY: per the caller.
@@ -234,6 +256,9 @@ unsafe fn free_batch(batch: Vec<Garbage>) {
     // SAFETY: as above.
     unsafe { runs.flush() };
     block::count_freed(runs.blocks, runs.bytes);
+    // SAFETY: per the caller, every node is unreachable, freed once, and was made by
+    // `block::allocate_for::<Node>` (as every tree node is).
+    unsafe { block::free_many_for::<Node>(&nodes) };
 }
 
 /// Frees blocks into the shared cache so that it hands them out again in the order they were

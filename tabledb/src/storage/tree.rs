@@ -209,6 +209,11 @@ unsafe impl Send for LeafView<'_> {}
 // SAFETY: as above.
 unsafe impl Sync for LeafView<'_> {}
 
+/// The blocks of the pages some drafts replaced (address and size, as [`DraftBuilder::set`]
+/// returns them), `own.count_ones()` for each draft in order, in parts (one per task that
+/// made drafts, each holding whole drafts' entries).
+pub type ReplacedBlocks = Vec<Vec<(usize, usize)>>;
+
 /// A copy of one leaf of a tree with some of its pages replaced by private copies, made
 /// outside a commit (by parallel workers, for a whole-table update) and installed by one
 /// with [`PageTree::put_drafts`]: one pointer swap per leaf instead of a put per page.
@@ -262,19 +267,24 @@ impl<'a> DraftBuilder<'a> {
     }
 
     /// Puts `page` at entry `i`, freeing the page it replaces if the draft owned that one.
+    /// Otherwise returns the block of the page it replaces (a page of the leaf it was drafted
+    /// from) as its address and size, or `(0, 0)` for a page without one.
     ///
     /// # Safety
     ///
     /// `page` must be a private page (its block allocated for it, used by nothing else),
     /// which the draft owns from now on.
-    pub unsafe fn set(&mut self, i: usize, page: PageSlot) {
+    pub unsafe fn set(&mut self, i: usize, page: PageSlot) -> (usize, usize) {
         let bit = 1u16 << i;
-        if self.own & bit != 0 {
-            // SAFETY: the draft owned the page it replaces, which nothing else uses.
-            unsafe { free_page(&self.slots[i], self.record_size) };
-        }
-        self.slots[i] = page;
+        let replaced = std::mem::replace(&mut self.slots[i], page);
+        let was_own = self.own & bit != 0;
         self.own |= bit;
+        if was_own {
+            // SAFETY: the draft owned the page it replaces, which nothing else uses.
+            unsafe { free_page(&replaced, self.record_size) };
+            return (0, 0);
+        }
+        (replaced.block_addr(), replaced.block_bytes(self.record_size))
     }
 
     /// The draft.
@@ -647,10 +657,22 @@ impl PageTree {
     /// was drafted from with one pointer swap, and that leaf is retired together with the
     /// pages the draft replaced. A draft whose leaf is no longer in the tree as it was (which
     /// the commit's checks rule out) has its pages put one by one instead.
-    pub fn put_drafts(&mut self, drafts: Vec<LeafDraft>, w: &mut Writer) {
+    ///
+    /// `replaced`, when given, lists the blocks of the pages the drafts replaced (see
+    /// [`ReplacedBlocks`]): those of the drafts installed are retired from the list in one
+    /// piece, instead of being read again from the retired leaves when they are freed.
+    pub fn put_drafts(&mut self, drafts: Vec<LeafDraft>, replaced: Option<ReplacedBlocks>, w: &mut Writer) {
         /// Drafts ahead whose first line (which gets the commit's tag) is fetched.
         const AHEAD: usize = 8;
-        w.garbage.reserve(drafts.len());
+        w.garbage.reserve(drafts.len() + 1);
+        debug_assert!(replaced.as_ref().is_none_or(|r| {
+            r.iter().map(Vec::len).sum::<usize>()
+                == drafts.iter().map(|d| d.own.count_ones() as usize).sum::<usize>()
+        }));
+        let mut retired_blocks =
+            Vec::with_capacity(replaced.as_ref().map_or(0, |r| r.iter().map(Vec::len).sum()));
+        // Where the next draft's part of the list starts: which list, and where in it.
+        let (mut list, mut at) = (0, 0);
         let mut drafts = drafts.into_iter();
         while let Some(draft) = drafts.next() {
             if let Some(ahead) = drafts.as_slice().get(AHEAD) {
@@ -666,7 +688,27 @@ impl PageTree {
                 }
                 _ => false,
             };
+            // This draft's part of the list (in the next list when one is used up).
+            let mine = replaced.as_ref().map(|lists| {
+                while at == lists[list].len() {
+                    (list, at) = (list + 1, 0);
+                }
+                let n = draft.own.count_ones() as usize;
+                at += n;
+                &lists[list][at - n..at]
+            });
             if swapped {
+                match mine {
+                    Some(mine) => {
+                        retired_blocks.extend_from_slice(mine);
+                        w.retire(Garbage::Node(draft.base));
+                    }
+                    None => w.retire(Garbage::Leaf {
+                        node: draft.base,
+                        pages: draft.own,
+                        record_size: draft.record_size,
+                    }),
+                }
                 let draft = std::mem::ManuallyDrop::new(draft);
                 // SAFETY: the draft's node is its own and unpublished; from now on the tree
                 // owns it and the draft's private blocks, which this commit may change in
@@ -678,15 +720,15 @@ impl PageTree {
                         *fresh = draft.own;
                     }
                 }
-                w.retire(Garbage::Leaf {
-                    node: draft.base,
-                    pages: draft.own,
-                    record_size: draft.record_size,
-                });
             } else {
+                // The pages are put one by one, which retires the pages they replace as the
+                // tree holds them now: the draft's part of the list is left out.
                 let record_size = draft.record_size;
                 self.put_pages(draft.into_pages(), record_size, w);
             }
+        }
+        if !retired_blocks.is_empty() {
+            w.retire(Garbage::Blocks(retired_blocks));
         }
     }
 
@@ -953,11 +995,18 @@ mod tests {
         unsafe { page.private_copy_into(block, &data, 64) }
     }
 
-    /// Drafts swap in the leaves they copied, retiring each with the pages it replaced; a
-    /// draft whose leaf was copied again since has its pages put one by one, keeping the other
-    /// change to that leaf.
+    /// Drafts swap in the leaves they copied, retiring each with the pages it replaced (read
+    /// from the old leaf, or from the list the drafts made); a draft whose leaf was copied
+    /// again since has its pages put one by one, keeping the other change to that leaf, and
+    /// its part of the list is left out.
     #[test]
     fn drafts_replace_their_leaves_or_fall_back_to_page_puts() {
+        for listed in [false, true] {
+            drafts_replace_their_leaves(listed);
+        }
+    }
+
+    fn drafts_replace_their_leaves(listed: bool) {
         let geom = Geometry::new(64);
         let mut tree = PageTree::default();
         let mut w1 = Writer::new(1);
@@ -972,17 +1021,27 @@ mod tests {
 
         // Drafts of leaves 0 and 1 made from the published tree.
         let leaves = published.leaves();
+        let mut list = Vec::new();
         let mut d0 = DraftBuilder::new(leaves[0], leaves[0].slots, 64);
-        // A page set twice: the draft frees the copy it replaces.
         // SAFETY: private copies made for the drafts, used by nothing else.
         unsafe {
-            d0.set(3, changed_copy(&published, 3, 1003));
-            d0.set(7, changed_copy(&published, 7, 1));
-            d0.set(7, changed_copy(&published, 7, 1007));
+            list.push(d0.set(3, changed_copy(&published, 3, 1003)));
+            if !listed {
+                // A page set twice: the draft frees the copy it replaces.
+                assert_eq!(d0.set(7, changed_copy(&published, 7, 1)).1, 64);
+            }
+            let again = d0.set(7, changed_copy(&published, 7, 1007));
+            if listed {
+                list.push(again);
+            } else {
+                assert_eq!(again, (0, 0), "the draft's own copy is freed, not handed back");
+            }
         }
         let mut d1 = DraftBuilder::new(leaves[1], leaves[1].slots, 64);
+        let old_20 = published.get(20).expect("page exists").block_addr();
         // SAFETY: as above.
-        unsafe { d1.set(4, changed_copy(&published, 20, 1020)) };
+        let last = unsafe { d1.set(4, changed_copy(&published, 20, 1020)) };
+        assert_eq!(last, (old_20, 64));
         let drafts = vec![d0.finish(), d1.finish()];
         assert_eq!(drafts[0].replaced_mask(), 1 << 3 | 1 << 7);
         assert_eq!(drafts[1].page(20).map(|p| p.len()), Some(1));
@@ -995,7 +1054,8 @@ mod tests {
             let mut page = next.page_mut(5, &mut w2);
             page.slot_bytes_mut(0, 64, &mut w2)[..8].copy_from_slice(&505u64.to_le_bytes());
         }
-        next.put_drafts(drafts, &mut w2);
+        // The list in two parts, as two tasks would make it.
+        next.put_drafts(drafts, listed.then(|| vec![list, vec![last]]), &mut w2);
         for index in 0..40u64 {
             let want = match index {
                 3 => 1003,
@@ -1008,10 +1068,24 @@ mod tests {
             assert_eq!(value(&published, index), index, "page {index} of the published tree");
         }
         // Leaf 1 was swapped whole: retired with page 20's old block.
-        let retired_leaf = w2.garbage.iter().any(
-            |g| matches!(g, Garbage::Leaf { node, pages, .. } if *node == leaves[1].node && *pages == 1 << 4),
-        );
-        assert!(retired_leaf, "leaf 1 is retired with the page it replaced");
+        let retired_leaf = if listed {
+            let node = w2.garbage.iter().any(|g| matches!(g, Garbage::Node(node) if *node == leaves[1].node));
+            let blocks: Vec<&Vec<(usize, usize)>> = w2
+                .garbage
+                .iter()
+                .filter_map(|g| match g {
+                    Garbage::Blocks(b) => Some(b),
+                    _ => None,
+                })
+                .collect();
+            // Only the swapped draft's part: leaf 0's pages were retired by the page puts.
+            node && blocks == [&vec![(old_20, 64)]]
+        } else {
+            w2.garbage.iter().any(
+                |g| matches!(g, Garbage::Leaf { node, pages, .. } if *node == leaves[1].node && *pages == 1 << 4),
+            )
+        };
+        assert!(retired_leaf, "leaf 1 is retired with the page it replaced (listed: {listed})");
         drop(leaves);
         // SAFETY: the published tree's replaced nodes and blocks are in the garbage, its
         // others are shared with the new tree, which nothing else uses: free each once.

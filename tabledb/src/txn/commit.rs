@@ -346,7 +346,8 @@ pub(crate) fn apply(
         // started, checked above), then record-level changes on top.
         let replaced = std::mem::take(&mut stage.replaced);
         stage.installed.extend(replaced.keys());
-        table.tree.put_drafts(replaced.into_drafts(), w);
+        let (drafts, replaced_blocks) = replaced.into_drafts();
+        table.tree.put_drafts(drafts, replaced_blocks, w);
         for (k, c) in stage.changes.iter().enumerate() {
             // Changes to random records each miss the cache; fetching their tree leaves and
             // pages some changes ahead overlaps those misses instead of paying them one after

@@ -31,7 +31,7 @@ use crate::storage::iter::cast_record;
 use crate::storage::page::{Geometry, PageSlot};
 use crate::storage::snapshot::{Snapshot, TableKey, TableRef};
 use crate::storage::table_data::{TableData, prefetch};
-use crate::storage::tree::{DraftBuilder, LEAF_FANOUT, LeafDraft, LeafView};
+use crate::storage::tree::{DraftBuilder, LEAF_FANOUT, LeafDraft, LeafView, ReplacedBlocks};
 use crate::table::{FieldHandle, Table};
 use crate::types::FieldType;
 use stage::PageMap;
@@ -42,6 +42,10 @@ use stage::PageMap;
 const PAR_UPDATE_TASKS_PER_THREAD: usize = 8;
 const PAR_UPDATE_LEAVES_MIN: usize = 4;
 const PAR_UPDATE_LEAVES_MAX: usize = 64;
+
+/// What [`copy_run`] makes: drafts of leaves and, when they were made from the published
+/// leaves, the blocks of the pages they replaced (a part of [`ReplacedBlocks`]).
+type Drafted = (Vec<LeafDraft>, Option<Vec<(usize, usize)>>);
 
 /// Private copies of the pages of some whole leaves that `apply`, run on each live record,
 /// changes, as drafts of those leaves: the commit then swaps in each leaf whole instead of
@@ -67,7 +71,7 @@ fn copy_run<'a>(
     geom: Geometry,
     claimed: &mut [usize],
     apply: &(impl Fn(RecordId, &mut [u8]) + Sync),
-) -> Vec<LeafDraft> {
+) -> Drafted {
     let rs = geom.record_size;
     const COPY_AHEAD: usize = 4;
     const LEAF_AHEAD: usize = 2;
@@ -111,6 +115,9 @@ fn copy_run<'a>(
         reserved: Reserved { blocks: Vec::new(), used: 0, size: full },
         count: Count { blocks: 0, bytes: 0 },
         rs,
+        // Drafts made from the published leaves (no earlier update drafted any) list the
+        // blocks of the pages they replace.
+        listed: earlier.is_empty().then(|| Vec::with_capacity(most_pages)),
     };
     let mut last_leaf = 0;
     for (k, (index, page, leaf)) in pages.enumerate() {
@@ -156,10 +163,11 @@ fn copy_run<'a>(
     }
     let mut out = std::mem::take(&mut placer.out);
     out.extend(placer.draft.take().map(DraftBuilder::finish));
+    let listed = placer.listed.take();
     drop(placer);
     // The copies are handed to the committing thread.
     block::stream_fence();
-    out
+    (out, listed)
 }
 
 /// Blocks of one size set aside for a parallel update of a whole table, one for each entry of
@@ -255,6 +263,9 @@ struct Placer<'a> {
     reserved: Reserved,
     count: Count,
     rs: usize,
+    /// The blocks of the pages the drafts replaced, in order, when listed (see
+    /// [`ReplacedBlocks`]).
+    listed: Option<Vec<(usize, usize)>>,
 }
 
 impl<'a> Placer<'a> {
@@ -282,7 +293,11 @@ impl<'a> Placer<'a> {
         // SAFETY: per the caller, the block is a new one of `data.len()` bytes, used for this
         // copy only, which then owns it (a page that changed has records, so a block); the
         // draft takes the copy.
-        unsafe { draft.set((index - leaf.first_page) as usize, page.private_copy_into(block, data, rs)) };
+        let replaced =
+            unsafe { draft.set((index - leaf.first_page) as usize, page.private_copy_into(block, data, rs)) };
+        if let Some(listed) = &mut self.listed {
+            listed.push(replaced);
+        }
         self.count.blocks += 1;
         self.count.bytes += data.len();
     }
@@ -662,7 +677,7 @@ impl Transaction {
         // other fields from the pages first, before the copies made here replace the pages
         // (which would give them `f`'s changes twice).
         let staged = self.stages[i].staged_records_mut();
-        let drafts: Vec<LeafDraft> = {
+        let (drafts, replaced): (Vec<LeafDraft>, Option<ReplacedBlocks>) = {
             let earlier = &self.stages[i].replaced;
             // Each task takes a few whole leaves of the tree, copies the pages that change and
             // drafts the leaves that hold them.
@@ -672,7 +687,7 @@ impl Transaction {
             // Blocks for the full pages, set aside for each entry of each leaf in order.
             let mut claimed =
                 Claimed::take(base.geom.ids_per_page() * base.geom.record_size, leaves.len() * LEAF_FANOUT);
-            let runs: Vec<Vec<LeafDraft>> = leaves
+            let runs: Vec<Drafted> = leaves
                 .par_chunks(per)
                 .zip(claimed.blocks.par_chunks_mut(per * LEAF_FANOUT))
                 .enumerate()
@@ -682,14 +697,19 @@ impl Transaction {
                 })
                 .collect();
             drop(claimed);
-            let mut drafts = Vec::with_capacity(runs.iter().map(Vec::len).sum());
-            for mut run in runs {
+            let mut drafts = Vec::with_capacity(runs.iter().map(|r| r.0.len()).sum());
+            let mut replaced = Some(Vec::with_capacity(runs.len()));
+            for (mut run, listed) in runs {
                 drafts.append(&mut run);
+                match (&mut replaced, listed) {
+                    (Some(all), Some(listed)) => all.push(listed),
+                    _ => replaced = None,
+                }
             }
-            drafts
+            (drafts, replaced)
         };
         let stage = &mut self.stages[i];
-        stage.replaced.merge(drafts);
+        stage.replaced.merge(drafts, replaced);
         for (id, slot) in staged {
             apply(id, stage.staged_bytes_mut(slot));
         }

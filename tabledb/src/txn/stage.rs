@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::ids::{RecordId, TableId};
 use crate::storage::page::PageSlot;
 use crate::storage::table_data::TableData;
-use crate::storage::tree::{LEAF_FANOUT, LeafDraft};
+use crate::storage::tree::{LEAF_FANOUT, LeafDraft, ReplacedBlocks};
 
 /// Every field of a record: the dirty mask of a whole-record write.
 pub(crate) const ALL_FIELDS: u64 = u64::MAX;
@@ -110,6 +110,11 @@ pub(crate) struct TableStage {
 #[derive(Default)]
 pub struct PageMap {
     leaves: Vec<LeafDraft>,
+    /// When one parallel update made every draft from the published leaves, the blocks of
+    /// the pages they replaced, which commit retires without reading those leaves again (see
+    /// [`PageTree::put_drafts`](crate::storage::tree::PageTree::put_drafts)); `None` once
+    /// updates are stacked.
+    replaced_blocks: Option<ReplacedBlocks>,
 }
 
 impl PageMap {
@@ -140,13 +145,17 @@ impl PageMap {
     }
 
     /// Adds drafts in page order, each made from this map's draft of its leaf if there was
-    /// one (which it takes over).
-    pub fn merge(&mut self, drafts: Vec<LeafDraft>) {
+    /// one (which it takes over). `replaced` lists the blocks of the pages they replaced, when
+    /// they were made from the published leaves.
+    pub fn merge(&mut self, drafts: Vec<LeafDraft>, replaced: Option<ReplacedBlocks>) {
         debug_assert!(drafts.windows(2).all(|w| w[0].first_page() < w[1].first_page()));
         if self.leaves.is_empty() {
             self.leaves = drafts;
+            self.replaced_blocks = replaced;
             return;
         }
+        // Drafts made over earlier ones take over pages of those: the list no longer holds.
+        self.replaced_blocks = None;
         let old = std::mem::take(&mut self.leaves);
         let mut merged = Vec::with_capacity(old.len() + drafts.len());
         let mut old = old.into_iter().peekable();
@@ -163,9 +172,10 @@ impl PageMap {
         self.leaves = merged;
     }
 
-    /// The drafts, for commit to install.
-    pub fn into_drafts(self) -> Vec<LeafDraft> {
-        self.leaves
+    /// The drafts, for commit to install, with the blocks of the pages they replaced when
+    /// listed.
+    pub fn into_drafts(self) -> (Vec<LeafDraft>, Option<ReplacedBlocks>) {
+        (self.leaves, self.replaced_blocks)
     }
 }
 
