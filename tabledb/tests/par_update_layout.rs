@@ -25,35 +25,52 @@ struct Crate {
     _pad: [u32; 6],
 }
 
-/// The address of every record, in id order.
-fn addresses<T: Table>(db: &Database, table: TableRef<T>) -> Vec<usize> {
-    let snap = db.snapshot();
-    let view = snap.table(table).unwrap();
-    view.iter().map(|(_, r)| r as *const T as usize).collect()
+/// A table of `n` records made by `make`, inserted in one transaction.
+fn filled<T: Table>(db: &Database, n: u32, make: impl Fn(u32) -> T) -> TableRef<T> {
+    let table = db.create_table::<T>().unwrap();
+    let mut tx = db.begin();
+    for i in 0..n {
+        tx.insert(table, &make(i)).unwrap();
+    }
+    tx.commit().unwrap();
+    table
+}
+
+/// The address of every record, in id order, after each of `rounds` whole-table updates by
+/// `f` (each changing all `live` records), run on 3 threads.
+fn layouts<T: Table>(
+    db: &Database,
+    table: TableRef<T>,
+    rounds: usize,
+    live: u64,
+    f: impl Fn(&mut T) + Sync + Send,
+) -> Vec<Vec<usize>> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    (0..rounds)
+        .map(|_| {
+            pool.install(|| {
+                let mut tx = db.begin();
+                assert_eq!(tx.par_update(table, |_, r| f(r)).unwrap(), live);
+                tx.commit().unwrap();
+            });
+            let snap = db.snapshot();
+            let view = snap.table(table).unwrap();
+            view.iter().map(|(_, r)| r as *const T as usize).collect()
+        })
+        .collect()
+}
+
+/// Records whose successor lies at a lower address: a table in page order has few (where a
+/// run of blocks ends), a scattered one many.
+fn backward(layout: &[usize]) -> usize {
+    layout.windows(2).filter(|w| w[1] < w[0]).count()
 }
 
 #[test]
 fn whole_table_updates_write_each_page_where_it_lay_two_versions_before() {
     let db = Database::new();
-    let units = db.create_table::<Unit>().unwrap();
-    let mut tx = db.begin();
-    for i in 0..50_000u32 {
-        tx.insert(units, &Unit { pos: [i as f32; 4], hp: i, team: i % 4, _pad: [0; 2] }).unwrap();
-    }
-    tx.commit().unwrap();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-    let mut layouts = Vec::new();
-    for round in 0..6u32 {
-        pool.install(|| {
-            let mut tx = db.begin();
-            let n = tx.par_update(units, |_, u| u.hp = u.hp.wrapping_add(1)).unwrap();
-            assert_eq!(n, 50_000);
-            tx.commit().unwrap();
-        });
-        let layout = addresses(&db, units);
-        assert_eq!(layout.len(), 50_000, "round {round}");
-        layouts.push(layout);
-    }
+    let units = filled(&db, 50_000, |i| Unit { pos: [i as f32; 4], hp: i, team: i % 4, _pad: [0; 2] });
+    let layouts = layouts(&db, units, 6, 50_000, |u: &mut Unit| u.hp = u.hp.wrapping_add(1));
     let snap = db.snapshot();
     let view = snap.table(units).unwrap();
     for (k, (_, u)) in view.iter().enumerate() {
@@ -65,11 +82,10 @@ fn whole_table_updates_write_each_page_where_it_lay_two_versions_before() {
         let moved = layouts[round].iter().zip(&layouts[round - 2]).filter(|(a, b)| a != b).count();
         assert_eq!(moved, 0, "round {round}: {moved} records not where they lay two versions before");
     }
-    // The two alternating versions are distinct copies, each in page order (records whose
-    // successor lies at a lower address are few: only where one run of blocks ends).
+    // The two alternating versions are distinct copies, each in page order.
     assert!(layouts[4].iter().zip(&layouts[5]).all(|(a, b)| a != b));
     for (round, layout) in layouts.iter().enumerate() {
-        let backward = layout.windows(2).filter(|w| w[1] < w[0]).count();
+        let backward = backward(layout);
         assert!(backward <= 16, "round {round}: {backward} records followed by one at a lower address");
     }
 }
@@ -77,34 +93,17 @@ fn whole_table_updates_write_each_page_where_it_lay_two_versions_before() {
 #[test]
 fn a_compacted_table_stays_in_page_order() {
     let db = Database::new();
-    let crates = db.create_table::<Crate>().unwrap();
-    let mut tx = db.begin();
-    for i in 0..30_000u32 {
-        tx.insert(crates, &Crate { pos: [i as f32; 4], hp: i, kind: i % 3, _pad: [0; 6] }).unwrap();
-    }
-    tx.commit().unwrap();
+    let crates = filled(&db, 30_000, |i| Crate { pos: [i as f32; 4], hp: i, kind: i % 3, _pad: [0; 6] });
     // A few records deleted in an early page and one in the middle; compaction makes those
-    // pages smaller than the others.
+    // pages smaller than the others, and rewrites the table.
     let mut tx = db.begin();
     for id in (300..305).chain([15_000]) {
         tx.delete(crates, RecordId(id)).unwrap();
     }
     tx.commit().unwrap();
     db.compact_table(<Crate as Table>::NAME).unwrap();
-    let n = 30_000 - 6;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-    // Records whose successor lies at a lower address: a table in page order has few (where
-    // the blocks of a run end), a scattered one many.
-    let backward = |layout: &[usize]| layout.windows(2).filter(|w| w[1] < w[0]).count();
-    let mut counts = Vec::new();
-    for _ in 0..12 {
-        pool.install(|| {
-            let mut tx = db.begin();
-            assert_eq!(tx.par_update(crates, |_, c| c.hp = c.hp.wrapping_add(1)).unwrap(), n);
-            tx.commit().unwrap();
-        });
-        counts.push(backward(&addresses(&db, crates)));
-    }
+    let layouts = layouts(&db, crates, 12, 30_000 - 6, |c: &mut Crate| c.hp = c.hp.wrapping_add(1));
+    let counts: Vec<usize> = layouts.iter().map(|l| backward(l)).collect();
     // Every version from the second on lies in page order, and stays so.
     assert!(counts[1..].iter().all(|&c| c <= 16), "the table scatters: {counts:?}");
 }
