@@ -664,6 +664,9 @@ impl PageTree {
     pub fn put_drafts(&mut self, drafts: Vec<LeafDraft>, replaced: Option<ReplacedBlocks>, w: &mut Writer) {
         /// Drafts ahead whose first line (which gets the commit's tag) is fetched.
         const AHEAD: usize = 8;
+        if drafts.is_empty() {
+            return;
+        }
         w.garbage.reserve(drafts.len() + 1);
         debug_assert!(replaced.as_ref().is_none_or(|r| {
             r.iter().map(Vec::len).sum::<usize>()
