@@ -237,15 +237,12 @@ unsafe impl Send for LeafDraft {}
 // SAFETY: shared access to a draft only reads it.
 unsafe impl Sync for LeafDraft {}
 
-/// A [`LeafDraft`] being built: its entries are kept here until the leaf is done, then
-/// written to the draft's node in one go. Frees the private pages it holds if dropped
-/// unfinished (when the code computing them panics).
+/// A [`LeafDraft`] being built, in its own node (which nothing else reaches yet). Frees the
+/// private pages it holds if dropped unfinished (when the code computing them panics).
 pub struct DraftBuilder<'a> {
     base: LeafView<'a>,
-    /// Room for the draft's node, fetched into the cache while the leaf's pages are copied:
-    /// writing it cold would stall on every line.
+    /// The draft's node: a leaf whose entries start as those the draft was made from.
     node: NonNull<Node>,
-    slots: [PageSlot; LEAF_FANOUT],
     own: u16,
     record_size: usize,
 }
@@ -255,10 +252,19 @@ impl<'a> DraftBuilder<'a> {
     /// earlier draft of it (whose pages this draft does not own).
     pub fn new(base: LeafView<'a>, slots: &[PageSlot; LEAF_FANOUT], record_size: usize) -> DraftBuilder<'a> {
         let node = block::allocate_for::<Node>();
-        for line in (0..std::mem::size_of::<Node>()).step_by(64) {
-            super::table_data::prefetch_line(node.as_ptr().cast::<u8>().wrapping_add(line));
+        // SAFETY: fresh room, aligned for a node and this builder's alone.
+        unsafe { node.as_ptr().write(Node { tag: 0, kind: Kind::Leaf { fresh: 0, slots: *slots } }) };
+        DraftBuilder { base, node, own: 0, record_size }
+    }
+
+    /// The draft's entries.
+    fn slots(&mut self) -> &mut [PageSlot; LEAF_FANOUT] {
+        // SAFETY: the node is this builder's own leaf (written in `new`), and `&mut self`
+        // excludes every other access to it.
+        match unsafe { &mut self.node.as_mut().kind } {
+            Kind::Leaf { slots, .. } => slots,
+            Kind::Inner(_) => unreachable!("a draft's node is a leaf"),
         }
-        DraftBuilder { base, node, slots: *slots, own: 0, record_size }
     }
 
     /// The index of the leaf's first page.
@@ -276,7 +282,7 @@ impl<'a> DraftBuilder<'a> {
     /// which the draft owns from now on.
     pub unsafe fn set(&mut self, i: usize, page: PageSlot) -> (usize, usize) {
         let bit = 1u16 << i;
-        let replaced = std::mem::replace(&mut self.slots[i], page);
+        let replaced = std::mem::replace(&mut self.slots()[i], page);
         let was_own = self.own & bit != 0;
         self.own |= bit;
         if was_own {
@@ -290,10 +296,6 @@ impl<'a> DraftBuilder<'a> {
     /// The draft.
     pub fn finish(self) -> LeafDraft {
         let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: the room is fresh, aligned for a node, and this builder's alone.
-        unsafe {
-            this.node.as_ptr().write(Node { tag: 0, kind: Kind::Leaf { fresh: 0, slots: this.slots } })
-        };
         LeafDraft {
             first_page: this.base.first_page,
             base: this.base.node,
@@ -306,14 +308,16 @@ impl<'a> DraftBuilder<'a> {
 
 impl Drop for DraftBuilder<'_> {
     fn drop(&mut self) {
-        for i in 0..LEAF_FANOUT {
-            if self.own & (1 << i) != 0 {
+        let (own, record_size) = (self.own, self.record_size);
+        for (i, page) in self.slots().iter().enumerate() {
+            if own & (1 << i) != 0 {
                 // SAFETY: the draft owns the pages it put, which nothing else uses.
-                unsafe { free_page(&self.slots[i], self.record_size) };
+                unsafe { free_page(page, record_size) };
             }
         }
-        // SAFETY: the room was taken for this builder and never written or handed on.
-        unsafe { block::free_for(self.node) };
+        // SAFETY: the node was taken for this builder and never handed on; `Node` has no
+        // destructor.
+        unsafe { free_one(self.node) };
     }
 }
 
