@@ -1,6 +1,7 @@
 //! `procedures`: a procedure updating every record through parallel iteration, against a
-//! Rayon loop over a plain `Vec` doing the same; and calls per second of a tiny procedure
-//! through the runtime.
+//! Rayon loop over a plain `Vec` doing the same; the memory's limit for copying the table
+//! (`machine_copy`, no database); and calls per second of a tiny procedure through the
+//! runtime.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -62,6 +63,36 @@ pub fn run(n: u64, plan: &Plan, report: &mut Report, only: Option<&str>) {
             assert_ne!(before, after, "the procedure changed the records");
             let mut row = Row::new("proc_par_update", n, threads, ours, base);
             row.note = Some("records updated per second; one transaction per call, committed".into());
+            report.add(row);
+        }
+    }
+
+    if wants("machine_copy") {
+        // The machine's limit for an update that copies what it changes: 64-byte lines copied
+        // per second with streaming stores (as a parallel update writes its page copies) from
+        // one buffer the size of the table to another and back, each copy reading what the one
+        // before wrote (as each update reads the version the one before made), each thread its
+        // own part. Its two-thread speedup bounds what any copy-on-write update of a whole
+        // table can reach.
+        let mut a: Vec<Line> = (0..n).map(|i| Line([i; 8])).collect();
+        let mut b: Vec<Line> = vec![Line([0; 8]); a.len()];
+        for threads in [1, 2] {
+            let p = pool(threads);
+            let part = a.len().div_ceil(threads);
+            let rate = p.install(|| {
+                plan.rate(|| {
+                    b.par_chunks_mut(part).zip(a.par_chunks(part)).for_each(|(d, s)| stream_copy(d, s));
+                    std::mem::swap(&mut a, &mut b);
+                    n
+                })
+            });
+            assert!(a.iter().zip(&b).all(|(x, y)| x.0 == y.0), "every line copied");
+            let mut row = Row::new("machine_copy", n, threads, rate, rate);
+            row.mb_per_s = Some(rate * 64.0 / 1e6);
+            row.note = Some(
+                "64-byte lines copied per second with streaming stores; no database: the memory's limit"
+                    .into(),
+            );
             report.add(row);
         }
     }
@@ -132,4 +163,33 @@ pub fn run(n: u64, plan: &Plan, report: &mut Report, only: Option<&str>) {
         row.note = Some("calls answered per second through the 120 Hz runtime (each its own transaction); baseline: direct calls without the runtime".into());
         report.add(row);
     }
+}
+
+/// A 64-byte line, aligned as the blocks a parallel update copies into.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u64; 8]);
+
+/// Copies `src` to `dst` (of the same length) with streaming stores where the processor has
+/// them, as tabledb writes page copies; elsewhere a plain copy.
+fn stream_copy(dst: &mut [Line], src: &[Line]) {
+    assert_eq!(dst.len(), src.len(), "a copy between buffers of the same length");
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_load_si128, _mm_sfence, _mm_stream_si128};
+        for (d, s) in dst.iter_mut().zip(src) {
+            let (d, s) = ((d as *mut Line).cast::<__m128i>(), (s as *const Line).cast::<__m128i>());
+            for k in 0..4 {
+                // SAFETY: SSE2 is part of x86_64; a line is 64 bytes aligned to 64, so each of
+                // its four 16-byte parts is in bounds and 16-byte aligned; `d` is borrowed
+                // exclusively and does not overlap `s`.
+                unsafe { _mm_stream_si128(d.add(k), _mm_load_si128(s.add(k))) };
+            }
+        }
+        // Streaming stores are weakly ordered: order them before the caller reads `dst`.
+        // SAFETY: SSE is part of x86_64; a fence touches no memory.
+        unsafe { _mm_sfence() };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    dst.copy_from_slice(src);
 }
