@@ -172,8 +172,9 @@ fn copy_run<'a>(
 
 /// Blocks of one size set aside for a parallel update of a whole table, one for each entry of
 /// each of its tree leaves, in page order: as many as the shared block cache holds, in address
-/// order. After an earlier whole-table update, those are the blocks of the full pages of the
-/// version before the current one, which the reclaimer freed last. So an update that changes
+/// order (or nearly, see [`Claimed::take`]). After an earlier whole-table update, those are the
+/// blocks of the full pages of the version before the current one, which the reclaimer freed
+/// last. So an update that changes
 /// every page writes each page where the same page lay two versions ago, and the table keeps
 /// lying in memory in page order, as scans and the next update read it fastest. Blocks taken
 /// in batches by tasks in turns would scatter the table a little further with every update.
@@ -189,16 +190,26 @@ struct Claimed {
     size: usize,
 }
 
+/// Set-aside blocks are sorted when more than one in this many is followed by a lower address.
+const OUT_OF_ORDER_MAX: usize = 64;
+
 impl Claimed {
     /// Blocks of `size` bytes for `pages` pages, one entry each.
     fn take(size: usize, pages: usize) -> Claimed {
         // Past those the cache holds, entries stay 0 (none set aside).
         let mut blocks = vec![0; pages];
         let got = block::take_cached_uncounted(size, &mut blocks);
-        // In address order, so that the pages lie in memory in page order whatever order the
-        // blocks were freed in. (Blocks the last whole-table update freed come in order
-        // already, which the sort finds in one pass.)
-        blocks[..got].sort_unstable();
+        // Blocks the last whole-table update freed come in address order already, maybe after
+        // a few that smaller commits freed since: those are left as they come (the pages lie
+        // in page order but for a few). Blocks in another order (freed one by one from a whole
+        // tree, say, which gives them in reverse) are put in address order, so that the pages
+        // lie in memory in page order whatever order the blocks were freed in. Checking costs
+        // one pass; sorting a nearly sorted list would cost as much as sorting any.
+        let taken = &mut blocks[..got];
+        let out_of_order = taken.windows(2).filter(|w| w[1] < w[0]).count();
+        if out_of_order > taken.len() / OUT_OF_ORDER_MAX {
+            taken.sort_unstable();
+        }
         Claimed { blocks, size }
     }
 }
