@@ -76,9 +76,16 @@ fn layouts<T: Table>(
 }
 
 /// Records whose successor lies at a lower address: a table in page order has few (where a
-/// run of blocks ends), a scattered one many.
+/// run of blocks ends), a scattered one about one per page.
 fn backward(layout: &[usize]) -> usize {
     layout.windows(2).filter(|w| w[1] < w[0]).count()
+}
+
+/// The most records followed by a lower address in a table of `pages` pages that an update
+/// keeps in page order: the blocks it sets aside are sorted once more than one in 64 is out of
+/// order, and a few pages may take blocks of their own.
+fn in_order_bound(pages: usize) -> usize {
+    pages / 64 + 8
 }
 
 #[test]
@@ -97,11 +104,15 @@ fn whole_table_updates_write_each_page_where_it_lay_two_versions_before() {
         let moved = layouts[round].iter().zip(&layouts[round - 2]).filter(|(a, b)| a != b).count();
         assert_eq!(moved, 0, "round {round}: {moved} records not where they lay two versions before");
     }
-    // The two alternating versions are distinct copies, each in page order.
+    // The two alternating versions are distinct copies, each in page order (32 records a
+    // page).
     assert!(layouts[4].iter().zip(&layouts[5]).all(|(a, b)| a != b));
-    for (round, layout) in layouts.iter().enumerate() {
+    for (round, layout) in layouts.iter().enumerate().skip(1) {
         let backward = backward(layout);
-        assert!(backward <= 16, "round {round}: {backward} records followed by one at a lower address");
+        assert!(
+            backward <= in_order_bound(50_000 / 32),
+            "round {round}: {backward} records followed by one at a lower address"
+        );
     }
 }
 
@@ -119,8 +130,8 @@ fn a_compacted_table_stays_in_page_order() {
     db.compact_table(<Crate as Table>::NAME).unwrap();
     let layouts = layouts(&db, crates, 12, 30_000 - 6, |c: &mut Crate| c.hp = c.hp.wrapping_add(1), || {});
     let counts: Vec<usize> = layouts.iter().map(|l| backward(l)).collect();
-    // Every version from the second on lies in page order, and stays so.
-    assert!(counts[1..].iter().all(|&c| c <= 16), "the table scatters: {counts:?}");
+    // Every version from the second on lies in page order (16 records a page), and stays so.
+    assert!(counts[1..].iter().all(|&c| c <= in_order_bound(30_000 / 16)), "the table scatters: {counts:?}");
 }
 
 #[test]
@@ -139,6 +150,9 @@ fn a_table_also_changed_record_by_record_stays_in_page_order() {
     let layouts = layouts(&db, shards, 12, 20_000, |s: &mut Shard| s.hp = s.hp.wrapping_add(1), set_some);
     let counts: Vec<usize> = layouts.iter().map(|l| backward(l)).collect();
     // Each update keeps the few out-of-order blocks it found, or sorts them away once they
-    // pass one in 64: a scattered table would have a jump back at nearly every page.
-    assert!(counts.iter().all(|&c| c <= 40), "the table scatters: {counts:?}");
+    // pass one in 64 (16 records a page; the 5 blocks freed since come on top).
+    assert!(
+        counts[1..].iter().all(|&c| c <= in_order_bound(20_000 / 16) + 5),
+        "the table scatters: {counts:?}"
+    );
 }
