@@ -672,12 +672,11 @@ impl PageTree {
             return;
         }
         w.garbage.reserve(drafts.len() + 1);
-        debug_assert!(replaced.as_ref().is_none_or(|r| {
-            r.iter().map(Vec::len).sum::<usize>()
-                == drafts.iter().map(|d| d.own.count_ones() as usize).sum::<usize>()
-        }));
-        let mut retired_blocks =
-            Vec::with_capacity(replaced.as_ref().map_or(0, |r| r.iter().map(Vec::len).sum()));
+        let listed: usize = replaced.iter().flatten().map(Vec::len).sum();
+        debug_assert!(
+            replaced.is_none() || listed == drafts.iter().map(|d| d.own.count_ones() as usize).sum::<usize>()
+        );
+        let mut retired_blocks = Vec::with_capacity(listed);
         // Where the next draft's part of the list starts: which list, and where in it.
         let (mut list, mut at) = (0, 0);
         let mut drafts = drafts.into_iter();

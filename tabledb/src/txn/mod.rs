@@ -174,10 +174,10 @@ fn copy_run<'a>(
 /// each of its tree leaves, in page order: as many as the shared block cache holds, in address
 /// order (or nearly, see [`Claimed::take`]). After an earlier whole-table update, those are the
 /// blocks of the full pages of the version before the current one, which the reclaimer freed
-/// last. So an update that changes
-/// every page writes each page where the same page lay two versions ago, and the table keeps
-/// lying in memory in page order, as scans and the next update read it fastest. Blocks taken
-/// in batches by tasks in turns would scatter the table a little further with every update.
+/// last. So an update that changes every page writes each page where the same page lay two
+/// versions ago, and the table keeps lying in memory in page order, as scans and the next
+/// update read it fastest. Blocks taken in batches by tasks in turns would scatter the table a
+/// little further with every update.
 ///
 /// Entries are set aside without reading the leaves, so an entry whose page is not full (a
 /// page a compaction made smaller, or none) holds a block no page takes: the full pages after
